@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    """Staff roles; each is a Group created by a data migration."""
+
+    TECHNICIAN = "Technician"
+    APPROVER = "Approver"
+    AUDITOR = "Auditor"
+    ORG_ADMIN = "Org admin"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> User:
+        if not email:
+            raise ValueError("Staff users need an email address")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A staff member: technician, approver, auditor, org admin or superuser.
+
+    End users of client organisations are never Users; they are Person rows.
+    """
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May open the Django admin (still after MFA).")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def has_role(self, role: Role) -> bool:
+        return self.groups.filter(name=role).exists()
+
+
+class Organization(models.Model):
+    """A client organisation of the helpdesk. Everything else is scoped by it."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("work_on_organization", "Can work on this organisation's people")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+employee_id_validator = RegexValidator(r"^[A-Za-z0-9._-]{1,64}$", "Letters, digits, dot, dash and underscore only.")
+
+
+class Person(models.Model):
+    """An end user in a client organisation's directory. Not an account: no password, no login."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="people")
+    employee_id = models.CharField(max_length=64, validators=[employee_id_validator])
+    full_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="Phone of record, E.164.")
+    department = models.CharField(max_length=120, blank=True)
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    privileged = models.BooleanField(default=False, help_text="Holds admin rights; verification asks for more.")
+    contact_changed_at = models.DateTimeField(null=True, blank=True)
+    # Lower-cased "name email employee-id phone" for one indexed substring search.
+    search_text = models.CharField(max_length=500, editable=False, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["full_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "employee_id"], name="person_unique_employee_id"),
+            models.UniqueConstraint(
+                "organization", Lower("email"), condition=~models.Q(email=""), name="person_unique_email"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "full_name"]),
+            models.Index(fields=["organization", "phone"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    def save(self, *args, **kwargs):
+        self.search_text = self.build_search_text()
+        super().save(*args, **kwargs)
+
+    def build_search_text(self) -> str:
+        return " ".join(p for p in (self.full_name, self.email, self.employee_id, self.phone) if p).lower()[:500]
+
+    @property
+    def masked_phone(self) -> str:
+        return f"•••• {self.phone[-4:]}" if self.phone else ""

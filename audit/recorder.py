@@ -1,0 +1,80 @@
+"""The one function every app uses to record a security event.
+
+It imports no other app: actor, organisation and target are read by duck typing
+(``pk`` and ``str()``), so accounts, validation and access can all call it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.events import ActorKind, EventType
+from audit.models import SecurityEvent
+
+# Keys that must never reach the log, whatever a caller passes.
+_FORBIDDEN_DETAIL_KEYS = {"code", "password", "token", "secret", "link", "body", "otp", "key"}
+
+
+def request_id_for(request: HttpRequest | None) -> str:
+    if request is None:
+        return ""
+    rid = getattr(request, "request_id", None)
+    if rid is None:
+        rid = uuid.uuid4().hex
+        request.request_id = rid  # type: ignore[attr-defined]
+    return rid
+
+
+def source_ip_for(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    if getattr(settings, "AUDIT_TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _label(obj: Any) -> str:
+    return str(obj)[:255] if obj is not None else ""
+
+
+def security_event_record(
+    *,
+    event_type: EventType,
+    actor: Any = None,
+    actor_kind: ActorKind | None = None,
+    organization: Any = None,
+    target: Any = None,
+    details: dict | None = None,
+    request: HttpRequest | None = None,
+) -> SecurityEvent:
+    """Record one event. Call it inside the transaction that makes the change."""
+    details = dict(details or {})
+    leaked = _FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in details)
+    if leaked:
+        raise ValueError(f"Secrets never go into security events: {sorted(leaked)}")
+    if actor_kind is None:
+        actor_kind = ActorKind.STAFF if actor is not None else ActorKind.SYSTEM
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[:400] if request is not None else ""
+    return SecurityEvent.objects.create(
+        event_type=event_type,
+        actor_kind=actor_kind,
+        actor_id=getattr(actor, "pk", None),
+        actor_label=_label(actor) if actor is not None else actor_kind.label,
+        organization_id=getattr(organization, "pk", None),
+        organization_label=_label(organization),
+        target_type=target._meta.label_lower if target is not None and hasattr(target, "_meta") else "",
+        target_id=str(getattr(target, "pk", "") or ""),
+        target_label=_label(target),
+        request_id=request_id_for(request),
+        source_ip=source_ip_for(request),
+        user_agent=user_agent,
+        details=details,
+        created_at=timezone.now(),
+    )
