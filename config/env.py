@@ -72,7 +72,7 @@ def env_database(name: str, default: str) -> dict:
     assert value is not None
     try:
         config = environ.Env.db_url_config(value)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, ImproperlyConfigured) as exc:
         raise ImproperlyConfigured(f"{name}: not a database URL this portal understands ({exc})") from None
     if config.get("ENGINE") not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
         raise ImproperlyConfigured(f"{name}: use a postgres:// or sqlite:/// URL")
@@ -94,5 +94,5 @@ def env_email(name: str, default: str) -> dict:
     assert value is not None
     try:
         return environ.Env.email_url_config(value)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, ImproperlyConfigured) as exc:
         raise ImproperlyConfigured(f"{name}: not an email URL this portal understands ({exc})") from None
