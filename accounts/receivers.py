@@ -3,9 +3,9 @@ key once an authenticator is added (the session is then worth more than before).
 
 from __future__ import annotations
 
-from allauth.account.signals import password_changed, password_reset, user_logged_in
+from allauth.account.signals import password_changed, password_reset
 from allauth.mfa.signals import authentication_failed, authenticator_added, authenticator_removed, authenticator_reset
-from django.contrib.auth.signals import user_logged_out, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ from audit.recorder import security_event_record
 
 @receiver(user_logged_in)
 def _on_login(sender, request, user, **kwargs):
+    # Django's signal: allauth's login (after the MFA stage) goes through django.contrib.auth.login.
     request.session[LOGIN_AT_KEY] = timezone.now().isoformat()
     security_event_record(event_type=EventType.AUTH_LOGIN_SUCCEEDED, actor=user, target=user, request=request)
 

@@ -66,3 +66,60 @@ def test_anonymous_is_sent_to_login(client):
     response = client.get(reverse("organization_detail", args=[org.slug]))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_a_person_has_no_login_path(client):
+    from accounts.models import Person, User
+    from tests.accounts.factories import PersonFactory
+
+    person = PersonFactory(email="end.user@client.example")
+    # A Person is not an account: no password field, no User row, and signing in with their email fails.
+    assert not hasattr(person, "password")
+    assert not any(f.name in ("password", "last_login") for f in Person._meta.get_fields())
+    assert not User.objects.filter(email__iexact=person.email).exists()
+    response = client.post("/accounts/login/", {"login": person.email, "password": "anything-at-all"})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_sign_in_and_mfa_steps_are_recorded_as_security_events(client):
+    from audit.models import SecurityEvent
+
+    user = UserFactory(mfa=True)
+    client.post("/accounts/login/", {"login": user.email, "password": "wrong password"})
+    sign_in(client, user, password=PASSWORD)
+    client.post("/accounts/2fa/authenticate/", {"code": "000000"})
+    sign_in(client, user, password=PASSWORD, secret=user.totp_secret)
+    events = list(SecurityEvent.objects.order_by("id").values_list("event_type", flat=True))
+    assert "auth.login_failed" in events
+    assert "auth.mfa_failed" in events
+    assert events[-1] == "auth.login_succeeded"
+    failed = SecurityEvent.objects.get(event_type="auth.login_failed")
+    assert "wrong password" not in str(failed.details)
+
+
+def test_totp_enrolment_is_recorded_and_rotates_the_session(client):
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    from audit.models import SecurityEvent
+
+    user = UserFactory()
+    sign_in(client, user, password=PASSWORD)
+    # allauth asks for the password again before an authenticator is added.
+    page = client.get("/accounts/2fa/totp/activate/")
+    assert page["Location"].startswith("/accounts/reauthenticate/")
+    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    page = client.get("/accounts/2fa/totp/activate/")
+    assert page.status_code == 200
+    secret = page.context["form"].secret
+    key_before = client.session.session_key
+    import time
+
+    if 30 - time.time() % 30 < 3:
+        time.sleep(3.5)
+    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    response = client.post("/accounts/2fa/totp/activate/", {"code": code})
+    assert response.status_code == 302
+    assert client.session.session_key != key_before
+    assert SecurityEvent.objects.filter(event_type="auth.mfa_enrolled", actor_id=user.pk).exists()
+    assert client.get("/").status_code == 200
