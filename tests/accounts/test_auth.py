@@ -98,7 +98,8 @@ def test_sign_in_and_mfa_steps_are_recorded_as_security_events(client):
     assert "wrong password" not in str(failed.details)
 
 
-def test_totp_enrolment_is_recorded_and_rotates_the_session(client, django_capture_on_commit_callbacks):
+@pytest.mark.django_db(transaction=True)  # allauth sends authenticator_added after a real commit
+def test_totp_enrolment_is_recorded_and_rotates_the_session(client):
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
     from audit.models import SecurityEvent
@@ -118,8 +119,7 @@ def test_totp_enrolment_is_recorded_and_rotates_the_session(client, django_captu
     if 30 - time.time() % 30 < 3:
         time.sleep(3.5)
     code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
-    with django_capture_on_commit_callbacks(execute=True):  # allauth signals after commit
-        response = client.post("/accounts/2fa/totp/activate/", {"code": code})
+    response = client.post("/accounts/2fa/totp/activate/", {"code": code})
     assert response.status_code == 302
     assert client.session.session_key != key_before
     assert SecurityEvent.objects.filter(event_type="auth.mfa_enrolled", actor_id=user.pk).exists()
