@@ -91,6 +91,8 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
 
 
 def test_development_mode_generates_a_secret_key_once(tmp_path):
-    result = run_manage(tmp_path, "check", DEBUG="true", SECRET_KEY=None, TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
+    result = run_manage(
+        tmp_path, "check", DEBUG="true", SECRET_KEY=None, TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None
+    )
     assert result.returncode == 0, result.stderr
     assert (ROOT / ".secret_key").exists()
