@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_database, env_email, env_int, env_list, env_str, env_url
@@ -221,6 +222,8 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
+# Behind a reverse proxy that sets these headers (and strips what clients send).
+AUDIT_TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -253,7 +256,11 @@ if SMS_DEV_OUTBOX and not DEBUG:
     )
 
 # --- Directory -------------------------------------------------------------------
-DIRECTORY_DEFAULT_REGION = env_str("DIRECTORY_DEFAULT_REGION", "US")
+DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()
+if DIRECTORY_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ImproperlyConfigured(
+        f"DIRECTORY_DEFAULT_REGION: {DIRECTORY_DEFAULT_REGION!r} is not a region code such as US or GB"
+    )
 DIRECTORY_IMPORT_MAX_BYTES = env_int("DIRECTORY_IMPORT_MAX_MB", 50, minimum=1, maximum=500) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -57,6 +57,7 @@ def test_production_mode_rejects_a_short_secret_key(tmp_path):
         ("SESSION_ABSOLUTE_HOURS", "48"),
         ("EMAIL_URL", "carrier-pigeon://coop"),
         ("PUBLIC_BASE_URL", "portal.example.com"),
+        ("DIRECTORY_DEFAULT_REGION", "Narnia"),
     ],
 )
 def test_malformed_value_stops_start_up_and_names_the_variable(tmp_path, variable, value):
