@@ -1,4 +1,75 @@
+import os
+from pathlib import Path
+
 import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when /usr/bin/chromium is usable."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (install Debian's chromium: apt-get install -y chromium)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is not executable"
+    return None
+
+
+def _postgres_problem() -> str | None:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return f"DATABASE_URL must point at PostgreSQL (the suite is using {database['ENGINE']})"
+    import psycopg
+
+    try:
+        # The maintenance database: the test database does not exist yet.
+        psycopg.connect(
+            dbname="postgres",
+            host=database.get("HOST") or None,
+            port=database.get("PORT") or None,
+            user=database.get("USER") or None,
+            password=database.get("PASSWORD") or None,
+            connect_timeout=5,
+        ).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL from DATABASE_URL is unreachable: {exc}"
+    return None
+
+
+def _redis_problem() -> str | None:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        return "REDIS_URL is not set"
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        return f"Redis at REDIS_URL does not answer PING: {exc}"
+    return None
+
+
+def ci_environment_problems() -> list[str]:
+    """Everything CI needs that is missing. Locally these are optional (SQLite, no Redis,
+    browser tests skipped); under CI=true each one would silently weaken the run."""
+    return [p for p in (_postgres_problem(), _redis_problem(), chromium_missing_reason()) if p]
+
+
+def pytest_sessionstart(session):
+    if not running_in_ci():
+        return
+    problems = ci_environment_problems()
+    if problems:
+        pytest.exit(
+            "CI=true but the test environment is incomplete:\n  - " + "\n  - ".join(problems),
+            returncode=3,
+        )
 
 
 @pytest.fixture(autouse=True)
