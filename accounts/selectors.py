@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import phonenumbers
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
@@ -11,6 +13,8 @@ from accounts.models import Organization, Person, User
 ORG_PERMISSION = "accounts.work_on_organization"
 SEARCH_MIN_LENGTH = 2
 SEARCH_LIMIT = 50
+_PHONE_SEPARATORS = str.maketrans("", "", " -().")
+_FULL_NUMBER_MIN_DIGITS = 7
 
 
 def organization_list_for_user(*, user: User) -> QuerySet[Organization]:
@@ -42,25 +46,51 @@ def person_get_for_user(*, user: User, pk: int) -> Person:
         raise Http404("No such person") from None
 
 
+def person_search_filter(*, query: str) -> Q | None:
+    """The match ``person_search`` applies, for other scoped lists (admin search and
+    autocomplete) to search exactly alike; ``None`` when the query is too short.
+
+    Phone-like queries ("+1 (202) 555-0123", "202.555.0123") drop their separators;
+    a complete number in the default region's national format also matches its E.164 form.
+    """
+    needle = " ".join(query.lower().split())
+    compact = needle.translate(_PHONE_SEPARATORS)
+    phone_like = compact.lstrip("+").isdigit() and "+" not in compact[1:]
+    if phone_like:
+        needle = compact
+    if len(needle) < SEARCH_MIN_LENGTH:
+        return None
+    match = Q(search_text__contains=needle)
+    if phone_like and len(compact) >= _FULL_NUMBER_MIN_DIGITS:
+        e164 = _as_e164(compact)
+        if e164 and needle not in e164:
+            match |= Q(search_text__contains=e164)
+    return match
+
+
 def person_search(*, user: User, query: str, organization: Organization | None = None) -> list[Person]:
     """Up to SEARCH_LIMIT people whose name, email, employee id or phone contains the query.
 
     One indexed substring match on ``search_text`` (a trigram index on PostgreSQL),
-    scoped to the user's organisations. Phone queries match with or without spaces.
+    scoped to the user's organisations. Phone queries match with or without separators.
     """
-    needle = " ".join(query.lower().split())
-    if len(needle) < SEARCH_MIN_LENGTH:
+    match = person_search_filter(query=query)
+    if match is None:
         return []
-    if needle.replace(" ", "").replace("-", "").lstrip("+").isdigit():
-        needle = needle.replace(" ", "").replace("-", "")
     people = person_list_for_user(user=user)
     if organization is not None:
         people = people.filter(organization=organization)
-    return list(
-        people.filter(search_text__contains=needle)
-        .select_related("organization")
-        .order_by("full_name", "id")[:SEARCH_LIMIT]
-    )
+    return list(people.filter(match).select_related("organization").order_by("full_name", "id")[:SEARCH_LIMIT])
+
+
+def _as_e164(digits: str) -> str | None:
+    try:
+        number = phonenumbers.parse(digits, settings.DIRECTORY_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def staff_for_organization(*, organization: Organization) -> QuerySet[User]:

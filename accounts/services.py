@@ -3,12 +3,16 @@ transaction and records its security event in that same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from allauth.account.models import EmailAddress
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from accounts.models import Organization, Role, User
+from accounts.models import Organization, Person, Role, User
 from accounts.selectors import ORG_PERMISSION
 from audit.events import EventType
 from audit.recorder import security_event_record
@@ -65,3 +69,158 @@ def organization_unassign_staff(*, actor: User | None, organization: Organizatio
     security_event_record(
         event_type=EventType.DIRECTORY_STAFF_UNASSIGNED, actor=actor, organization=organization, target=user
     )
+
+
+# --- Admin-facing writes: staff accounts, organisations and directory entries ---------
+
+STAFF_EDITABLE_FIELDS = frozenset({"full_name", "is_active", "is_staff", "is_superuser"})
+ORGANIZATION_EDITABLE_FIELDS = frozenset({"name", "slug", "time_zone", "active"})
+PERSON_EDITABLE_FIELDS = frozenset(
+    {"organization", "employee_id", "full_name", "email", "phone", "department", "manager", "privileged"}
+)
+PERSON_CONTACT_FIELDS = ("email", "phone")
+
+
+def _reject_unknown_fields(data: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"Not editable here: {sorted(unknown)}")
+
+
+def _changed_fields(instance: Any, data: dict[str, Any], allowed: frozenset[str]) -> list[str]:
+    _reject_unknown_fields(data, allowed)
+    return sorted(name for name, value in data.items() if getattr(instance, name) != value)
+
+
+@transaction.atomic
+def user_update(
+    *,
+    actor: User | None,
+    user: User,
+    data: dict[str, Any],
+    groups: Iterable[Group] | None = None,
+    permissions: Iterable[Permission] | None = None,
+) -> User:
+    """Change a staff user's name, flags, groups or model permissions (``None``: leave as is).
+
+    Records ``auth.staff_changed`` with the changed field names and the resulting
+    flags and groups, so privilege changes are always in the log.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    changed = _changed_fields(user, data, STAFF_EDITABLE_FIELDS)
+    for name in changed:
+        setattr(user, name, data[name])
+    if changed:
+        user.save(update_fields=changed)
+    if groups is not None and set(groups) != set(user.groups.all()):
+        user.groups.set(groups)
+        changed.append("groups")
+    if permissions is not None and set(permissions) != set(user.user_permissions.all()):
+        user.user_permissions.set(permissions)
+        changed.append("user_permissions")
+    if changed:
+        security_event_record(
+            event_type=EventType.AUTH_STAFF_CHANGED,
+            actor=actor,
+            target=user,
+            details={
+                "fields": changed,
+                "is_active": user.is_active,
+                "is_staff": user.is_staff,
+                "is_superuser": user.is_superuser,
+                "groups": sorted(user.groups.values_list("name", flat=True)),
+            },
+        )
+    return user
+
+
+@transaction.atomic
+def organization_update(*, actor: User | None, organization: Organization, data: dict[str, Any]) -> Organization:
+    """Rename, re-slug, move time zone or (de)activate; an inactive organisation is hidden everywhere."""
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    changed = _changed_fields(organization, data, ORGANIZATION_EDITABLE_FIELDS)
+    if changed:
+        for name in changed:
+            setattr(organization, name, data[name])
+        organization.save(update_fields=changed)
+        security_event_record(
+            event_type=EventType.DIRECTORY_ORGANIZATION_UPDATED,
+            actor=actor,
+            organization=organization,
+            target=organization,
+            details={"fields": changed, "active": organization.active},
+        )
+    return organization
+
+
+@transaction.atomic
+def person_create(*, actor: User | None, organization: Organization, data: dict[str, Any]) -> Person:
+    """A directory entry entered by hand. ``data`` holds already-validated field values
+    (phone in E.164); the organisation is checked by the caller's scoping."""
+    _reject_unknown_fields(data, PERSON_EDITABLE_FIELDS - {"organization"})
+    person = Person.objects.create(organization=organization, **data)
+    security_event_record(
+        event_type=EventType.DIRECTORY_PERSON_CREATED,
+        actor=actor,
+        organization=organization,
+        target=person,
+        details={"privileged": person.privileged, "channels": [f for f in PERSON_CONTACT_FIELDS if getattr(person, f)]},
+    )
+    return person
+
+
+@transaction.atomic
+def person_update(*, actor: User | None, person: Person, data: dict[str, Any]) -> Person:
+    """Apply already-validated ``data`` to ``person``, compared with the stored row.
+
+    A changed email or phone of record stamps ``contact_changed_at`` and records
+    ``directory.person_contact_changed`` (verification policies distrust a fresh
+    contact); any other change records ``directory.person_updated``. Values stay out
+    of the log: only field names, and the privileged flag's new value.
+    """
+    person = Person.objects.select_for_update().get(pk=person.pk)
+    changed = _changed_fields(person, data, PERSON_EDITABLE_FIELDS)
+    if not changed:
+        return person
+    now = timezone.now()
+    for name in changed:
+        setattr(person, name, data[name])
+    person.updated_at = now
+    contact = [name for name in changed if name in PERSON_CONTACT_FIELDS]
+    other = [name for name in changed if name not in PERSON_CONTACT_FIELDS]
+    if contact:
+        person.contact_changed_at = now
+    person.save()
+    if contact:
+        security_event_record(
+            event_type=EventType.DIRECTORY_PERSON_CONTACT_CHANGED,
+            actor=actor,
+            organization=person.organization,
+            target=person,
+            details={"fields": contact},
+        )
+    if other:
+        details: dict[str, Any] = {"fields": other}
+        if "privileged" in other:
+            details["privileged"] = person.privileged
+        security_event_record(
+            event_type=EventType.DIRECTORY_PERSON_UPDATED,
+            actor=actor,
+            organization=person.organization,
+            target=person,
+            details=details,
+        )
+    return person
+
+
+@transaction.atomic
+def person_delete(*, actor: User | None, person: Person) -> None:
+    """Remove a directory entry; their direct reports keep no manager."""
+    security_event_record(
+        event_type=EventType.DIRECTORY_PERSON_DELETED,
+        actor=actor,
+        organization=person.organization,
+        target=person,
+        details={"employee_id": person.employee_id},
+    )
+    person.delete()

@@ -16,6 +16,7 @@ class EventType(models.TextChoices):
     AUTH_PASSWORD_RESET = "auth.password_reset", "Password reset by e-mail"
     AUTH_STAFF_CREATED = "auth.staff_created", "Staff account created"
     AUTH_SESSION_EXPIRED = "auth.session_expired", "Session reached its absolute limit"
+    AUTH_STAFF_CHANGED = "auth.staff_changed", "Staff account's flags, groups or permissions changed"
 
     DIRECTORY_ORGANIZATION_CREATED = "directory.organization_created", "Organisation created"
     DIRECTORY_STAFF_ASSIGNED = "directory.staff_assigned", "Staff member assigned to organisation"
@@ -24,6 +25,10 @@ class EventType(models.TextChoices):
     DIRECTORY_IMPORT_COMPLETED = "directory.import_completed", "Directory import completed"
     DIRECTORY_IMPORT_REJECTED = "directory.import_rejected", "Directory import rejected"
     DIRECTORY_PERSON_CONTACT_CHANGED = "directory.person_contact_changed", "Person's contact of record changed"
+    DIRECTORY_ORGANIZATION_UPDATED = "directory.organization_updated", "Organisation changed"
+    DIRECTORY_PERSON_CREATED = "directory.person_created", "Person added to the directory"
+    DIRECTORY_PERSON_UPDATED = "directory.person_updated", "Person's directory entry changed"
+    DIRECTORY_PERSON_DELETED = "directory.person_deleted", "Person removed from the directory"
 
 
 class ActorKind(models.TextChoices):
