@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import StrIndex
+from django.db.models.lookups import GreaterThan
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
@@ -13,6 +15,7 @@ from accounts.models import Organization, Person, User
 ORG_PERMISSION = "accounts.work_on_organization"
 SEARCH_MIN_LENGTH = 2
 SEARCH_LIMIT = 50
+SEARCH_CANDIDATES = 1_000  # matches sorted by name for one search; bounds its cost
 _PHONE_SEPARATORS = str.maketrans("", "", " -().")
 _FULL_NUMBER_MIN_DIGITS = 7
 
@@ -60,7 +63,7 @@ def person_search_filter(*, query: str) -> Q | None:
         needle = compact
     if len(needle) < SEARCH_MIN_LENGTH:
         return None
-    match = Q(search_text__contains=needle)
+    match = _contains(needle)
     if phone_like and len(compact) >= _FULL_NUMBER_MIN_DIGITS:
         e164 = _as_e164(compact)
         if e164 and needle not in e164:
@@ -69,18 +72,46 @@ def person_search_filter(*, query: str) -> Q | None:
 
 
 def person_search(*, user: User, query: str, organization: Organization | None = None) -> list[Person]:
-    """Up to SEARCH_LIMIT people whose name, email, employee id or phone contains the query.
+    """Up to SEARCH_LIMIT people, by name, whose name, email, employee id or phone
+    contains the query, in the user's organisations (or just ``organization``).
 
-    One indexed substring match on ``search_text`` (a trigram index on PostgreSQL),
-    scoped to the user's organisations. Phone queries match with or without separators.
+    One indexed substring match on ``search_text`` (a trigram index on PostgreSQL).
+    Phone queries match with or without separators. When more than SEARCH_CANDIDATES
+    people match, the result is the first by name among SEARCH_CANDIDATES of them; the
+    page then asks for a narrower query anyway.
     """
     match = person_search_filter(query=query)
     if match is None:
         return []
-    people = person_list_for_user(user=user)
+    # Literal organisation ids rather than a join to guardian's tables, so the planner
+    # can use its statistics for them.
+    organization_ids = list(organization_list_for_user(user=user).values_list("pk", flat=True))
     if organization is not None:
-        people = people.filter(organization=organization)
-    return list(people.filter(match).select_related("organization").order_by("full_name", "id")[:SEARCH_LIMIT])
+        organization_ids = [pk for pk in organization_ids if pk == organization.pk]
+    if not organization_ids:
+        return []
+    # Collect matches unordered (the trigram index for rare needles, a scan that stops
+    # early for common ones), then sort. Walking the name index in order instead looks
+    # cheap to the planner but reads most of it when the matches share a first name
+    # ("micha"): see docs/benchmarks.md.
+    matching = Person.objects.filter(organization_id__in=organization_ids).filter(match)
+    candidates = matching.order_by().values("pk")[:SEARCH_CANDIDATES]
+    people = Person.objects.filter(pk__in=candidates).select_related("organization").order_by("full_name", "id")
+    return list(people[:SEARCH_LIMIT])
+
+
+def _contains(needle: str) -> Q:
+    """``search_text`` contains ``needle``.
+
+    Everyone in an organisation shares its email domain, so the domain's trigrams are in
+    every row and a full address makes the trigram index read long posting lists. The
+    index then looks for the part up to the "@" only, and the whole address is checked
+    on the few rows it finds (STRPOS uses no index).
+    """
+    local, at, domain = needle.partition("@")
+    if at and domain and len(local) >= 3:
+        return Q(search_text__contains=local + at) & Q(GreaterThan(StrIndex("search_text", Value(needle)), 0))
+    return Q(search_text__contains=needle)
 
 
 def _as_e164(digits: str) -> str | None:

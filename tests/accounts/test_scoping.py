@@ -218,3 +218,22 @@ def test_search_page_says_when_results_are_capped(tech_client, orgs):
     response = tech_client.get(reverse("person_search"), {"q": "client.example"})
     assert len(response.context["people"]) == selectors.SEARCH_LIMIT
     assert b"Showing the first" in response.content
+
+
+def test_past_the_candidate_cap_results_are_still_scoped_and_sorted(monkeypatch, technician, orgs):
+    monkeypatch.setattr(selectors, "SEARCH_LIMIT", 3)
+    monkeypatch.setattr(selectors, "SEARCH_CANDIDATES", 5)
+    for i in range(8):
+        PersonFactory(organization=orgs[0], full_name=f"Casey {9 - i}")
+        PersonFactory(organization=orgs[1], full_name=f"Casey {i} Other")
+    results = selectors.person_search(user=technician, query="casey")
+    assert len(results) == 3
+    assert all(p.organization == orgs[0] for p in results)
+    assert [p.full_name for p in results] == sorted(p.full_name for p in results)
+
+
+def test_full_email_matches_only_that_address(technician, orgs, insider):
+    PersonFactory(organization=orgs[0], full_name="Jordan Other", email="jordan.inside@acme-old.example")
+    assert selectors.person_search(user=technician, query="Jordan.Inside@ACME.example") == [insider]
+    assert selectors.person_search(user=technician, query="jordan.inside@acme.exam") == [insider]
+    assert len(selectors.person_search(user=technician, query="jordan.inside@acme")) == 2
