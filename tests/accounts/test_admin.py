@@ -146,6 +146,13 @@ def test_autocomplete_never_offers_other_organisations_people(admin_client, insi
     assert _autocomplete(admin_client, "riley@globex.example") == set()
 
 
+def test_organisation_autocomplete_is_closed_to_org_admins(admin_client, globex):
+    params = {"app_label": "accounts", "model_name": "person", "field_name": "organization", "term": "glo"}
+    response = admin_client.get(AUTOCOMPLETE, params)
+    assert response.status_code == 403
+    assert b"Globex" not in response.content
+
+
 def test_add_form_offers_only_assigned_organisations(admin_client, acme, globex, insider, outsider):
     response = admin_client.get(f"{PEOPLE}add/")
     fields = response.context["adminform"].form.fields
