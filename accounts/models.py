@@ -123,3 +123,46 @@ class Person(models.Model):
     @property
     def masked_phone(self) -> str:
         return f"•••• {self.phone[-4:]}" if self.phone else ""
+
+
+class ImportJob(models.Model):
+    """A directory import started from the upload page and run by a Celery worker.
+
+    The CSV text is kept in the row so the web process and the worker share no disk,
+    and so a successful dry run can be imported for real without another upload.
+    ``result`` holds the counts and at most MAX_STORED_ERRORS row errors (with the total).
+    """
+
+    MAX_STORED_ERRORS = 1000
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    file_name = models.CharField(max_length=255, blank=True)
+    dry_run = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    csv_text = models.TextField()
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        kind = "dry run" if self.dry_run else "import"
+        return f"{self.organization} {kind} {self.created_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
