@@ -76,8 +76,9 @@ def _duplicates(rows: list[PersonRow], field: str, label: str) -> list[RowError]
     for value, numbers in rows_of.items():
         if len(numbers) > 1:
             for number in numbers:
-                others = ", ".join(str(n) for n in numbers if n != number)
-                errors.append(RowError(number, field, f"{label} {value} is also on row {others}"))
+                others = [str(n) for n in numbers if n != number]
+                where = f"row {others[0]}" if len(others) == 1 else f"rows {', '.join(others)}"
+                errors.append(RowError(number, field, f"{label} {value} is also on {where}"))
     return errors
 
 

@@ -92,7 +92,7 @@ def check_header(header: list[str] | None) -> tuple[list[int] | None, list[RowEr
     an unknown extra column is an error but the rows are still checked.
     """
     if not header or not any(cell.strip() for cell in header):
-        return None, [RowError(HEADER_ROW, "header", "the file is empty; row 1 must name the columns")]
+        return None, [RowError(HEADER_ROW, "header", "row 1 is empty; it must name the columns")]
     names = [cell.strip().lower() for cell in header]
     errors = []
     for position, name in enumerate(names):

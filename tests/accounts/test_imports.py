@@ -71,6 +71,9 @@ def test_every_bad_row_is_reported_and_nothing_is_imported():
         "E10,Bad Flag,,,IT,,maybe",  # row 11
         "E11,Too Few Values",  # row 12
         "E12,Two Problems,x@,555,IT,,",  # row 13
+        "E13,Loop A,,,IT,E14,",  # row 14
+        "E14,Loop B,,,IT,E13,",  # row 15
+        "E15,Own Boss,,,IT,E15,",  # row 16
     )
     result = run(org, text)
     assert not result.applied
@@ -88,6 +91,9 @@ def test_every_bad_row_is_reported_and_nothing_is_imported():
         (12, "row"),
         (13, "email"),
         (13, "phone"),
+        (14, "manager_employee_id"),
+        (15, "manager_employee_id"),
+        (16, "manager_employee_id"),
     }
     assert [e.row for e in result.errors] == sorted(e.row for e in result.errors)
     by_row = {(e.row, e.field): e.message for e in result.errors}
@@ -114,7 +120,25 @@ def test_unknown_and_missing_columns_are_reported_on_the_header_row():
 
 def test_empty_file_is_rejected():
     result = run(OrganizationFactory(), "")
-    assert result.errors == [RowError(1, "header", "the file is empty; row 1 must name the columns")]
+    assert result.errors == [RowError(1, "header", "row 1 is empty; it must name the columns")]
+
+
+def test_every_duplicate_names_the_other_rows():
+    result = run(OrganizationFactory(), csv_of("E1,A,,,,,", "E1,B,,,,,", "E1,C,,,,,"))
+    assert [str(e) for e in result.errors] == [
+        "row 2: employee_id: employee id E1 is also on rows 3, 4",
+        "row 3: employee_id: employee id E1 is also on rows 2, 4",
+        "row 4: employee_id: employee id E1 is also on rows 2, 3",
+    ]
+
+
+def test_unreadable_csv_is_reported_with_its_row():
+    huge = "x" * 200_000
+    result = run(OrganizationFactory(), csv_of("E1,Ann,,,,,", f'E2,"{huge}",,,,,'))
+    assert len(result.errors) == 1
+    assert (result.errors[0].row, result.errors[0].field) == (3, "row")
+    assert "cannot be read as CSV" in result.errors[0].message
+    assert not Person.objects.exists()
 
 
 def test_manager_cycle_is_rejected_naming_every_row_in_it():
