@@ -10,7 +10,8 @@ class SecurityEvent(models.Model):
     foreign keys, so the log imports no other app and outlives what it describes.
     """
 
-    event_type = models.CharField(max_length=64, choices=EventType.choices, db_index=True)
+    # No `choices=`: a new event code must not need a migration. Labels come from EventType.
+    event_type = models.CharField(max_length=64, db_index=True)
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     actor_id = models.BigIntegerField(null=True, blank=True)
     actor_label = models.CharField(max_length=255, blank=True)
@@ -39,3 +40,10 @@ class SecurityEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Security events are append-only")
+
+    @property
+    def event_type_label(self) -> str:
+        try:
+            return str(EventType(self.event_type).label)
+        except ValueError:
+            return self.event_type
