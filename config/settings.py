@@ -256,6 +256,15 @@ if SMS_DEV_OUTBOX and not DEBUG:
         "TWILIO_ACCOUNT_SID: production mode needs Twilio; the development SMS outbox is off there"
     )
 
+# --- Caller verification (DESIGN.md security parameters; hard caps in validation.params) --
+VERIFICATION_CODE_TTL_SECONDS = env_int("VERIFICATION_CODE_TTL_SECONDS", 300, minimum=60, maximum=600)
+VERIFICATION_PUSH_TTL_SECONDS = env_int("VERIFICATION_PUSH_TTL_SECONDS", 120, minimum=30, maximum=120)
+VERIFICATION_REQUEST_TTL_MINUTES = env_int("VERIFICATION_REQUEST_TTL_MINUTES", 30, minimum=5, maximum=120)
+VERIFICATION_MAX_ATTEMPTS = env_int("VERIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=5)
+VERIFICATION_FAILURE_CAP = env_int("VERIFICATION_FAILURE_CAP", 20, minimum=3, maximum=20)
+VERIFICATION_CONTACT_COOLDOWN_DAYS = env_int("VERIFICATION_CONTACT_COOLDOWN_DAYS", 7, minimum=7, maximum=90)
+VERIFICATION_ENROLLMENT_TTL_MINUTES = env_int("VERIFICATION_ENROLLMENT_TTL_MINUTES", 15, minimum=5, maximum=60)
+
 # --- Directory -------------------------------------------------------------------
 DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()
 if DIRECTORY_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:

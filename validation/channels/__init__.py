@@ -1,0 +1,17 @@
+"""Verification channels, one module each, behind ``validation.channels.base.Channel``."""
+
+from __future__ import annotations
+
+from validation.channels.base import Channel, SendError
+from validation.channels.push import PushChannel
+from validation.channels.sms_code import SmsCodeChannel
+from validation.channels.totp import TotpChannel
+
+CHANNELS: dict[str, Channel] = {c.method: c for c in (PushChannel(), TotpChannel(), SmsCodeChannel())}
+
+
+def channel_for(method: str) -> Channel:
+    return CHANNELS[method]
+
+
+__all__ = ["CHANNELS", "Channel", "SendError", "channel_for"]

@@ -1,0 +1,95 @@
+"""SMS delivery: Twilio's REST API, or the development outbox when Twilio is not configured.
+
+The one module that imports ``twilio``. Set TWILIO_API_BASE_URL to send the same requests
+to another host (the tests' fake Twilio API, a regional edge or a proxy).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import cache
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from validation.channels.base import SendError
+
+logger = logging.getLogger(__name__)
+
+# Twilio error codes that no retry can fix (https://www.twilio.com/docs/api/errors).
+PERMANENT_ERRORS = {
+    21211: "The phone of record is not a valid number",
+    21214: "The phone of record cannot receive messages",
+    21408: "Sending to this country is not enabled",
+    21610: "The person has unsubscribed from texts (replied STOP)",
+    21612: "Twilio cannot route to this number",
+    21614: "The phone of record is not a mobile number",
+    30003: "The phone is unreachable",
+    30004: "The number blocks messages",
+    30005: "The number is unknown or no longer exists",
+    30006: "The number is a landline or cannot receive texts",
+    30007: "The carrier filtered the message",
+}
+
+
+class _BaseUrlHttpClient(TwilioHttpClient):
+    """Twilio's own HTTP client, with requests to api.twilio.com sent to another base URL."""
+
+    def __init__(self, base_url: str, **kwargs):
+        super().__init__(**kwargs)
+        self._base = urlsplit(base_url)
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlsplit(url)
+        url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
+        return super().request(method, url, *args, **kwargs)
+
+
+@cache
+def _client() -> Client:
+    http_client = (
+        _BaseUrlHttpClient(settings.TWILIO_API_BASE_URL, timeout=10)
+        if settings.TWILIO_API_BASE_URL
+        else TwilioHttpClient(timeout=10)
+    )
+    return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client)
+
+
+def sms_send(*, to: str, body: str, status_callback: str) -> str:
+    """Send one text and return the provider's message id. Raises SendError.
+
+    The body holds a secret: it is never logged, and neither is the recipient's full number.
+    """
+    if settings.SMS_DEV_OUTBOX:
+        return _outbox_send(to=to, body=body)
+    sender = (
+        {"messaging_service_sid": settings.TWILIO_MESSAGING_SERVICE_SID}
+        if settings.TWILIO_MESSAGING_SERVICE_SID
+        else {"from_": settings.TWILIO_FROM_NUMBER}
+    )
+    try:
+        message = _client().messages.create(to=to, body=body, status_callback=status_callback, **sender)
+    except TwilioRestException as exc:
+        permanent = exc.code in PERMANENT_ERRORS or (
+            exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+        )
+        reason = PERMANENT_ERRORS.get(exc.code or 0, f"Twilio refused the message (error {exc.code or exc.status})")
+        logger.warning("Twilio refused a message: status=%s code=%s permanent=%s", exc.status, exc.code, permanent)
+        raise SendError(reason, permanent=permanent, code=str(exc.code or exc.status or "")) from None
+    except (TwilioException, OSError) as exc:
+        logger.warning("Twilio unreachable: %s", type(exc).__name__)
+        raise SendError("Twilio could not be reached", permanent=False) from None
+    return message.sid
+
+
+def _outbox_send(*, to: str, body: str) -> str:
+    from validation.models import OutboxMessage
+
+    message_id = "DEV" + uuid.uuid4().hex
+    OutboxMessage.objects.create(to=to, body=body, provider_message_id=message_id)
+    logger.info("SMS to the development outbox (open /dev/outbox/ to read it as the phone)")
+    return message_id

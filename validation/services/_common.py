@@ -1,0 +1,45 @@
+"""Shared pieces of the validation services: errors, events, the live-view version bump."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import F
+from django.http import HttpRequest
+
+from audit.events import ActorKind, EventType
+from audit.recorder import security_event_record
+from validation.models import VerificationRequest
+
+
+class VerificationError(Exception):
+    """A verification step was refused. ``message`` is safe to show to the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def record(
+    event_type: EventType,
+    verification: VerificationRequest,
+    *,
+    actor: Any = None,
+    end_user: bool = False,
+    request: HttpRequest | None = None,
+    **details: Any,
+) -> None:
+    security_event_record(
+        event_type=event_type,
+        actor=actor,
+        actor_kind=ActorKind.END_USER if end_user else None,
+        organization=verification.organization,
+        target=verification,
+        details={"verification": verification.pk, "person": verification.person_id, **details},
+        request=request,
+    )
+
+
+def bump(verification_id: int) -> None:
+    """Tell the technician's live view that something changed."""
+    VerificationRequest.objects.filter(pk=verification_id).update(version=F("version") + 1)

@@ -1,0 +1,412 @@
+"""Challenges: start one, send it (from the Celery worker), record delivery, check answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from audit.events import EventType
+from validation import crypto, links, params
+from validation.channels import SendError, channel_for
+from validation.channels.push import match_numbers
+from validation.channels.sms import PERMANENT_ERRORS, sms_send
+from validation.channels.totp import totp_match
+from validation.models import Challenge, Method, PersonAuthenticator, VerificationRequest
+from validation.services._common import VerificationError, bump, record
+from validation.services.requests import (
+    approved_methods,
+    failure_count,
+    person_lock,
+    person_lock_reason,
+    reevaluate,
+    verification_fail,
+    verification_requirement,
+)
+
+
+def _locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
+    """The request, row-locked, if ``actor`` may still challenge on it."""
+    verification = (
+        VerificationRequest.objects.select_for_update()
+        .select_related("person", "organization", "technician")
+        .get(pk=verification.pk)
+    )
+    if verification.technician_id != actor.pk:
+        raise VerificationError("Only the technician who started this verification can act on it.")
+    if verification.status != VerificationRequest.Status.PENDING:
+        raise VerificationError(f"This verification is {verification.get_status_display().lower()}.")
+    if verification.expires_at <= timezone.now():
+        raise VerificationError("This verification has timed out; start a new one.")
+    return verification
+
+
+def _check_method(verification: VerificationRequest, method: str) -> None:
+    if method not in verification_requirement(verification).allowed:
+        raise VerificationError("The organisation's policy does not accept this method for this action.")
+    if method in approved_methods(verification):
+        raise VerificationError("This method has already been answered correctly; use another one.")
+    reason = channel_for(method).unavailable_reason(verification.person)
+    if reason:
+        raise VerificationError(f"{Method(method).label} is unavailable: {reason}.")
+    lock = person_lock_reason(verification.person)
+    if lock:
+        raise VerificationError(f"Verification is locked for this person: {lock}.")
+
+
+def _create(verification: VerificationRequest, method: str, *, status: str, actor, request) -> Challenge:
+    channel = channel_for(method)
+    now = timezone.now()
+    challenge = Challenge(
+        request=verification,
+        method=method,
+        status=status,
+        destination_masked=channel.destination_masked(verification.person),
+        max_attempts=params.max_attempts(),
+        created_at=now,
+        expires_at=now + channel.lifetime(),
+        sent_at=now if status == Challenge.Status.SENT else None,
+    )
+    if method == Method.PUSH:
+        challenge.match_number, challenge.match_choices = match_numbers()
+    challenge.save()
+    bump(verification.pk)
+    record(
+        EventType.VERIFICATION_CHALLENGE_CREATED,
+        verification,
+        actor=actor,
+        request=request,
+        challenge=challenge.pk,
+        method=method,
+    )
+    return challenge
+
+
+@transaction.atomic
+def challenge_start(
+    *, actor: User, verification: VerificationRequest, method: str, request: HttpRequest | None = None
+) -> Challenge:
+    """Queue a challenge that sends a message (SMS code, push link); a worker sends it
+    after this transaction commits."""
+    verification = _locked_open_request(verification, actor)
+    if method not in Method.values or not channel_for(method).sends_message:
+        raise VerificationError("Choose a method that sends a message to the person.")
+    _check_method(verification, method)
+    waiting = verification.challenges.filter(
+        method=method, status__in=[Challenge.Status.QUEUED, Challenge.Status.SENT, Challenge.Status.DELIVERED]
+    ).first()
+    if waiting is not None:
+        raise VerificationError(
+            f"A {waiting.get_method_display().lower()} is already waiting for an answer "
+            f"until {waiting.expires_at:%H:%M:%S} UTC."
+        )
+    challenge = _create(verification, method, status=Challenge.Status.QUEUED, actor=actor, request=request)
+    from validation.tasks import challenge_send
+
+    transaction.on_commit(lambda: challenge_send.delay(challenge.pk))
+    return challenge
+
+
+def status_callback_url() -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("validation:twilio_status")
+
+
+def challenge_dispatch(*, challenge_id: int) -> None:
+    """Compose and send a queued challenge. Raises SendError for a transient failure (the
+    task retries); a permanent one marks the challenge failed. Never holds a row lock
+    while talking to Twilio."""
+    with transaction.atomic():
+        challenge = (
+            Challenge.objects.select_for_update()
+            .select_related("request__person", "request__organization", "request__technician")
+            .filter(pk=challenge_id, status=Challenge.Status.QUEUED)
+            .first()
+        )
+        if challenge is None:
+            return
+        if challenge.expires_at <= timezone.now():
+            _expire(challenge, reason="Expired before it could be sent")
+            return
+        body = channel_for(challenge.method).compose(challenge)
+        challenge.save(update_fields=["code_hmac", "link_nonce_hash"])
+        to = challenge.request.person.phone
+    try:
+        message_id = sms_send(to=to, body=body, status_callback=status_callback_url())
+    except SendError as exc:
+        if not exc.permanent:
+            raise
+        challenge_send_failed(challenge_id=challenge_id, reason=exc.reason, code=exc.code)
+        return
+    with transaction.atomic():
+        sent = Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
+            status=Challenge.Status.SENT, sent_at=timezone.now(), provider_message_id=message_id
+        )
+        if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
+            Challenge.objects.filter(pk=challenge_id).update(provider_message_id=message_id)
+            return
+        bump(challenge.request_id)
+        record(
+            EventType.VERIFICATION_CHALLENGE_SENT, challenge.request, challenge=challenge_id, method=challenge.method
+        )
+
+
+@transaction.atomic
+def challenge_send_failed(*, challenge_id: int, reason: str, code: str = "") -> None:
+    """The message cannot be sent. A send failure never counts as a failed verification."""
+    challenge = Challenge.objects.select_related("request__organization").filter(pk=challenge_id).first()
+    if challenge is None:
+        return
+    failed = Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
+        status=Challenge.Status.FAILED, failure_reason=reason[:200]
+    )
+    if failed:
+        bump(challenge.request_id)
+        record(
+            EventType.VERIFICATION_CHALLENGE_SEND_FAILED,
+            challenge.request,
+            challenge=challenge_id,
+            method=challenge.method,
+            error=code,
+            reason=reason,
+        )
+
+
+@transaction.atomic
+def challenge_delivery_update(*, message_id: str, message_status: str, error_code: str = "") -> bool:
+    """Apply a delivery receipt. Returns False when no challenge has this message id.
+    Repeats change nothing; an answered challenge keeps its answer."""
+    challenge = (
+        Challenge.objects.select_for_update()
+        .select_related("request__organization")
+        .filter(provider_message_id=message_id)
+        .first()
+    )
+    if challenge is None:
+        return False
+    now = timezone.now()
+    if message_status == "delivered" and challenge.status in (Challenge.Status.SENT, Challenge.Status.UNDELIVERED):
+        challenge.status, challenge.delivered_at, challenge.failure_reason = Challenge.Status.DELIVERED, now, ""
+        event = EventType.VERIFICATION_CHALLENGE_DELIVERED
+    elif message_status in ("undelivered", "failed") and challenge.status in (
+        Challenge.Status.QUEUED,
+        Challenge.Status.SENT,
+        Challenge.Status.DELIVERED,
+    ):
+        code = int(error_code) if error_code.isdigit() else 0
+        challenge.status = Challenge.Status.UNDELIVERED
+        challenge.failure_reason = PERMANENT_ERRORS.get(
+            code, f"The carrier did not deliver the text (error {code or 'unknown'})"
+        )
+        event = EventType.VERIFICATION_CHALLENGE_UNDELIVERED
+    else:
+        return True
+    challenge.save(update_fields=["status", "delivered_at", "failure_reason"])
+    bump(challenge.request_id)
+    record(event, challenge.request, challenge=challenge.pk, method=challenge.method, error=error_code[:10])
+    return True
+
+
+def _take_attempt(challenge_id: int) -> bool:
+    """Count one check against the challenge, atomically: never more than max_attempts."""
+    return bool(
+        Challenge.objects.filter(
+            pk=challenge_id,
+            status__in=Challenge.OPEN_STATUSES,
+            attempts__lt=F("max_attempts"),
+            expires_at__gt=timezone.now(),
+        ).update(attempts=F("attempts") + 1)
+    )
+
+
+def _approve(challenge: Challenge, verification: VerificationRequest, *, actor=None, end_user=False, request=None):
+    approved = Challenge.objects.filter(pk=challenge.pk, status__in=Challenge.OPEN_STATUSES).update(
+        status=Challenge.Status.APPROVED, answered_at=timezone.now()
+    )
+    if not approved:
+        raise VerificationError("This challenge has already been answered.")
+    record(
+        EventType.VERIFICATION_CHALLENGE_APPROVED,
+        verification,
+        actor=actor,
+        end_user=end_user,
+        request=request,
+        challenge=challenge.pk,
+        method=challenge.method,
+    )
+    reevaluate(verification, actor=actor, end_user=end_user, request=request)
+    bump(verification.pk)
+
+
+def _wrong(challenge: Challenge, verification, *, reason: str, final: bool, actor=None, end_user=False, request=None):
+    challenge.refresh_from_db(fields=["attempts", "status"])
+    last_try = final or challenge.attempts >= challenge.max_attempts
+    if last_try and challenge.is_open:
+        Challenge.objects.filter(pk=challenge.pk).update(
+            status=Challenge.Status.FAILED, answered_at=timezone.now(), failure_reason=reason
+        )
+    record(
+        EventType.VERIFICATION_CHALLENGE_WRONG_ANSWER,
+        verification,
+        actor=actor,
+        end_user=end_user,
+        request=request,
+        challenge=challenge.pk,
+        method=challenge.method,
+        attempts=challenge.attempts,
+    )
+    failure_count(verification, end_user=end_user, request=request)
+    bump(verification.pk)
+
+
+def _no_attempt_reason(challenge: Challenge) -> str:
+    challenge.refresh_from_db()
+    if challenge.expires_at <= timezone.now() and challenge.is_open:
+        return "This code has expired; send a new one."
+    if challenge.attempts >= challenge.max_attempts:
+        return "No attempts left on this challenge; send a new one."
+    return "This challenge is no longer open."
+
+
+def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: HttpRequest | None = None) -> bool:
+    """The technician types the code the caller read out. True when it was right."""
+    with transaction.atomic():
+        verification = _locked_open_request(challenge.request, actor)
+        if challenge.method != Method.SMS_CODE:
+            raise VerificationError("This challenge does not take a code.")
+        if not _take_attempt(challenge.pk):
+            raise VerificationError(_no_attempt_reason(challenge))
+        challenge.refresh_from_db()
+        if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
+            _approve(challenge, verification, actor=actor, request=request)
+            return True
+        _wrong(challenge, verification, reason="Too many wrong codes", final=False, actor=actor, request=request)
+    return False
+
+
+def totp_check(
+    *, actor: User, verification: VerificationRequest, code: str, request: HttpRequest | None = None
+) -> bool:
+    """The technician types the code from the caller's enrolled authenticator."""
+    with transaction.atomic():
+        verification = _locked_open_request(verification, actor)
+        _check_method(verification, Method.TOTP)
+        challenge = verification.challenges.filter(method=Method.TOTP, status__in=Challenge.OPEN_STATUSES).first()
+        if challenge is None:
+            challenge = _create(verification, Method.TOTP, status=Challenge.Status.SENT, actor=actor, request=request)
+        if not _take_attempt(challenge.pk):
+            raise VerificationError(_no_attempt_reason(challenge))
+        authenticator = PersonAuthenticator.objects.select_for_update().get(person_id=verification.person_id)
+        step = totp_match(authenticator, code)
+        accepted = (
+            step is not None
+            and PersonAuthenticator.objects.filter(pk=authenticator.pk, last_t__lt=step).update(last_t=step) == 1
+        )
+        if accepted:
+            _approve(challenge, verification, actor=actor, request=request)
+            return True
+        _wrong(challenge, verification, reason="Too many wrong codes", final=False, actor=actor, request=request)
+    return False
+
+
+def push_challenge_for_link(token: str) -> Challenge:
+    """The push challenge a link points at, while it can still be answered. Raises BadLink."""
+    nonce = links.link_nonce(token, purpose=links.PUSH, max_age=params.push_lifetime())
+    challenge = (
+        Challenge.objects.select_related("request__person", "request__organization", "request__technician")
+        .filter(link_nonce_hash=crypto.nonce_hash(nonce), method=Method.PUSH)
+        .first()
+    )
+    if challenge is None:
+        raise links.BadLink("This link is not valid.")
+    if challenge.status not in Challenge.OPEN_STATUSES or challenge.expires_at <= timezone.now():
+        raise links.BadLink("This request has already been answered or has expired.")
+    return challenge
+
+
+PUSH_DENY, PUSH_FRAUD = "deny", "fraud"
+
+
+def push_respond(*, token: str, choice: str, request: HttpRequest | None = None) -> str:
+    """The person's answer on the push page: a number, "deny" or "fraud". Returns the
+    outcome ("approved", "wrong_number", "denied", "fraud"). Raises BadLink or ValueError
+    (an answer that is not one of the offered choices changes nothing)."""
+    with transaction.atomic():
+        challenge = push_challenge_for_link(token)
+        valid = {PUSH_DENY, PUSH_FRAUD} | {str(n) for n in challenge.match_choices}
+        if choice not in valid:
+            raise ValueError("Pick one of the numbers shown, or deny the request.")
+        verification = (
+            VerificationRequest.objects.select_for_update()
+            .select_related("person", "organization")
+            .get(pk=challenge.request_id)
+        )
+        challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
+        if not challenge.is_open or not _take_attempt(challenge.pk):
+            raise links.BadLink("This request has already been answered or has expired.")
+        if choice == str(challenge.match_number):
+            _approve(challenge, verification, end_user=True, request=request)
+            return "approved"
+        if choice in (PUSH_DENY, PUSH_FRAUD):
+            Challenge.objects.filter(pk=challenge.pk).update(
+                status=Challenge.Status.DENIED, answered_at=timezone.now(), failure_reason="Denied by the person"
+            )
+            if choice == PUSH_FRAUD:
+                record(
+                    EventType.VERIFICATION_FRAUD_REPORTED,
+                    verification,
+                    end_user=True,
+                    request=request,
+                    challenge=challenge.pk,
+                )
+                person_lock(
+                    verification, reason="The person reported they did not request this", end_user=True, request=request
+                )
+            else:
+                record(
+                    EventType.VERIFICATION_CHALLENGE_DENIED,
+                    verification,
+                    end_user=True,
+                    request=request,
+                    challenge=challenge.pk,
+                )
+                verification_fail(verification, reason="The person denied the request", end_user=True, request=request)
+                failure_count(verification, end_user=True, request=request)
+            bump(verification.pk)
+            return "fraud" if choice == PUSH_FRAUD else "denied"
+        _wrong(
+            challenge,
+            verification,
+            reason="The person picked the wrong number",
+            final=True,
+            end_user=True,
+            request=request,
+        )
+        return "wrong_number"
+
+
+def _expire(challenge: Challenge, *, reason: str) -> None:
+    if Challenge.objects.filter(pk=challenge.pk, status__in=Challenge.OPEN_STATUSES).update(
+        status=Challenge.Status.EXPIRED, failure_reason=reason
+    ):
+        bump(challenge.request_id)
+        record(
+            EventType.VERIFICATION_CHALLENGE_EXPIRED, challenge.request, challenge=challenge.pk, method=challenge.method
+        )
+
+
+def challenge_expire_stale(*, now: datetime) -> int:
+    stale = Challenge.objects.select_related("request__organization").filter(
+        status__in=Challenge.OPEN_STATUSES, expires_at__lte=now
+    )[:1000]
+    count = 0
+    for challenge in stale:
+        with transaction.atomic():
+            _expire(challenge, reason="No answer in time")
+            count += 1
+    return count

@@ -1,0 +1,242 @@
+"""Verification requests: start, evaluate against the policy, cancel, consume, expire, lock."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import Person, User
+from audit.events import EventType
+from validation import params
+from validation.models import Action, Challenge, PersonVerificationState, VerificationRequest
+from validation.policy import Requirement, requirement_evaluate, requirement_for
+from validation.services._common import VerificationError, bump, record
+from validation.services.policies import policy_for
+
+TICKET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9#._/:-]{0,63}$")
+
+
+def _may_work_on(user: User, person: Person) -> bool:
+    return user.is_active and (user.is_superuser or user.has_perm("accounts.work_on_organization", person.organization))
+
+
+def person_lock_reason(person: Person) -> str | None:
+    state = PersonVerificationState.objects.filter(person=person, locked_at__isnull=False).first()
+    if state is None:
+        return None
+    return state.locked_reason or "Verification is locked for this person"
+
+
+@transaction.atomic
+def verification_request_create(
+    *, actor: User, person: Person, action: str, ticket_reference: str, request: HttpRequest | None = None
+) -> VerificationRequest:
+    """Start verifying a caller who claims to be ``person`` and asks for ``action``."""
+    if not _may_work_on(actor, person):
+        raise VerificationError("You are not assigned to this person's organisation.")
+    if action not in Action.values:
+        raise VerificationError("Choose what the caller is asking for.")
+    ticket_reference = ticket_reference.strip()
+    if not TICKET_PATTERN.match(ticket_reference):
+        raise VerificationError("Enter the ticket reference: letters, digits and # . _ / : - only, at most 64.")
+    lock = person_lock_reason(person)
+    if lock:
+        raise VerificationError(f"Verification is locked for {person}: {lock}. An org admin must lift the lock.")
+    requirement = requirement_for(
+        policy=policy_for(organization=person.organization, action=action), privileged=person.privileged
+    )
+    now = timezone.now()
+    verification = VerificationRequest.objects.create(
+        organization=person.organization,
+        person=person,
+        technician=actor,
+        action=action,
+        ticket_reference=ticket_reference,
+        created_at=now,
+        expires_at=now + params.request_lifetime(),
+        policy_snapshot=requirement.as_snapshot(),
+    )
+    record(
+        EventType.VERIFICATION_REQUEST_CREATED,
+        verification,
+        actor=actor,
+        request=request,
+        action=action,
+        ticket=ticket_reference,
+        privileged=person.privileged,
+    )
+    return verification
+
+
+def verification_requirement(verification: VerificationRequest) -> Requirement:
+    return Requirement.from_snapshot(verification.policy_snapshot)
+
+
+def approved_methods(verification: VerificationRequest) -> list[str]:
+    return list(
+        verification.challenges.filter(status=Challenge.Status.APPROVED)
+        .order_by("answered_at")
+        .values_list("method", flat=True)
+    )
+
+
+def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool = False, request=None) -> None:
+    """After a challenge was approved: mark the request verified when the policy is met.
+    Runs inside the caller's transaction with the request row locked."""
+    evaluation = requirement_evaluate(verification_requirement(verification), approved_methods(verification))
+    if not evaluation.met or verification.status != VerificationRequest.Status.PENDING:
+        return
+    now = timezone.now()
+    verification.status = VerificationRequest.Status.VERIFIED
+    verification.verified_at = now
+    verification.expires_at = now + params.RESULT_LIFETIME
+    verification.save(update_fields=["status", "verified_at", "expires_at"])
+    _close_open_challenges(verification, reason="Policy met")
+    PersonVerificationState.objects.filter(person_id=verification.person_id).update(consecutive_failures=0)
+    record(
+        EventType.VERIFICATION_REQUEST_VERIFIED,
+        verification,
+        actor=actor,
+        end_user=end_user,
+        request=request,
+        methods=evaluation.counted,
+    )
+
+
+def _close_open_challenges(verification: VerificationRequest, *, reason: str) -> None:
+    verification.challenges.filter(status__in=Challenge.OPEN_STATUSES).update(
+        status=Challenge.Status.EXPIRED, failure_reason=reason
+    )
+
+
+def _end(verification: VerificationRequest, status: str, reason: str) -> None:
+    verification.status = status
+    verification.ended_reason = reason[:200]
+    verification.save(update_fields=["status", "ended_reason"])
+    _close_open_challenges(verification, reason=reason)
+
+
+def verification_fail(verification: VerificationRequest, *, reason: str, end_user: bool = False, request=None) -> None:
+    """End a pending request as failed (the person denied). Caller holds the row lock."""
+    if verification.status != VerificationRequest.Status.PENDING:
+        return
+    _end(verification, VerificationRequest.Status.FAILED, reason)
+    record(EventType.VERIFICATION_REQUEST_FAILED, verification, end_user=end_user, request=request, reason=reason)
+
+
+def failure_count(verification: VerificationRequest, *, end_user: bool = False, request=None) -> None:
+    """One more consecutive failure for the person; at the cap, verification locks."""
+    state, _ = PersonVerificationState.objects.get_or_create(person_id=verification.person_id)
+    PersonVerificationState.objects.filter(pk=state.pk).update(consecutive_failures=F("consecutive_failures") + 1)
+    state.refresh_from_db(fields=["consecutive_failures", "locked_at"])
+    if state.consecutive_failures >= params.failure_cap() and state.locked_at is None:
+        person_lock(
+            verification,
+            reason=f"{state.consecutive_failures} consecutive failed verification attempts",
+            end_user=end_user,
+            request=request,
+        )
+
+
+def person_lock(verification: VerificationRequest, *, reason: str, end_user: bool = False, request=None) -> None:
+    """Lock verification for the request's person: every pending request of theirs ends as locked."""
+    now = timezone.now()
+    state, _ = PersonVerificationState.objects.select_for_update().get_or_create(person_id=verification.person_id)
+    if state.locked_at is None:
+        state.locked_at, state.locked_reason = now, reason[:200]
+        state.save(update_fields=["locked_at", "locked_reason"])
+    pending = VerificationRequest.objects.select_for_update().filter(
+        person_id=verification.person_id, status=VerificationRequest.Status.PENDING
+    )
+    for other in pending:
+        _end(other, VerificationRequest.Status.LOCKED, reason)
+        bump(other.pk)
+    if verification.status == VerificationRequest.Status.PENDING:
+        verification.refresh_from_db()
+    record(EventType.VERIFICATION_PERSON_LOCKED, verification, end_user=end_user, request=request, reason=reason)
+
+
+@transaction.atomic
+def verification_cancel(*, actor: User, verification: VerificationRequest, request: HttpRequest | None = None) -> None:
+    verification = VerificationRequest.objects.select_for_update().get(pk=verification.pk)
+    if verification.status != VerificationRequest.Status.PENDING:
+        raise VerificationError("Only a pending verification can be cancelled.")
+    _end(verification, VerificationRequest.Status.CANCELLED, f"Cancelled by {actor}")
+    bump(verification.pk)
+    record(EventType.VERIFICATION_REQUEST_CANCELLED, verification, actor=actor, request=request)
+
+
+@transaction.atomic
+def verification_consume(
+    *, actor: User, verification: VerificationRequest, person: Person, action: str, request: HttpRequest | None = None
+) -> VerificationRequest:
+    """Use a verified result for one action. It must be verified, unconsumed, less than 15
+    minutes old, for this person and this action, and made by ``actor``. At most one
+    caller ever succeeds for one verification."""
+    now = timezone.now()
+    used = VerificationRequest.objects.filter(
+        pk=verification.pk,
+        status=VerificationRequest.Status.VERIFIED,
+        consumed_at__isnull=True,
+        expires_at__gt=now,
+        technician=actor,
+        person=person,
+        action=action,
+    ).update(consumed_at=now, version=F("version") + 1)
+    verification.refresh_from_db()
+    if not used:
+        raise VerificationError(_unusable_reason(verification, actor=actor, person=person, action=action, now=now))
+    record(EventType.VERIFICATION_REQUEST_CONSUMED, verification, actor=actor, request=request, action=action)
+    return verification
+
+
+def _unusable_reason(verification, *, actor, person, action, now: datetime) -> str:
+    if verification.technician_id != actor.pk:
+        return "This verification was made by another technician."
+    if verification.person_id != person.pk:
+        return "This verification is for another person."
+    if verification.action != action:
+        return f"This verification covers a {verification.get_action_display().lower()}, not this action."
+    if verification.consumed_at is not None:
+        return "This verification has already been used."
+    if verification.status != VerificationRequest.Status.VERIFIED:
+        return f"The caller is not verified (status: {verification.get_status_display().lower()})."
+    return "This verification is more than 15 minutes old; verify the caller again."
+
+
+def verification_expire_stale(*, now: datetime | None = None) -> int:
+    """Expire pending and verified requests and open challenges past their time. Returns
+    how many requests expired. Run by Celery beat; each request in its own transaction."""
+    now = now or timezone.now()
+    expired = 0
+    ids = list(
+        VerificationRequest.objects.filter(
+            status__in=[VerificationRequest.Status.PENDING, VerificationRequest.Status.VERIFIED], expires_at__lte=now
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for pk in ids:
+        with transaction.atomic():
+            verification = VerificationRequest.objects.select_for_update().get(pk=pk)
+            if verification.expires_at > now or verification.status not in (
+                VerificationRequest.Status.PENDING,
+                VerificationRequest.Status.VERIFIED,
+            ):
+                continue
+            unused = verification.status == VerificationRequest.Status.VERIFIED
+            _end(
+                verification,
+                VerificationRequest.Status.EXPIRED,
+                "Verified result not used in time" if unused else "Timed out",
+            )
+            bump(pk)
+            record(EventType.VERIFICATION_REQUEST_EXPIRED, verification, unused_result=unused)
+            expired += 1
+    from validation.services.challenges import challenge_expire_stale
+
+    challenge_expire_stale(now=now)
+    return expired

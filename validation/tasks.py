@@ -1,0 +1,39 @@
+"""Celery tasks: load by id, call one service, own the retry policy. No logic here."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from validation import services
+from validation.channels import SendError
+
+SEND_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s: about a minute, inside a code's lifetime
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def challenge_send(self, challenge_id: int) -> None:
+    try:
+        services.challenge_dispatch(challenge_id=challenge_id)
+    except SendError as exc:
+        if self.request.retries >= SEND_RETRIES:
+            services.challenge_send_failed(challenge_id=challenge_id, reason=f"{exc.reason} (gave up after retries)")
+            return
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def enrollment_send(self, authenticator_id: int) -> None:
+    from validation.services.enrollment import enrollment_send_failed
+
+    try:
+        services.enrollment_dispatch(authenticator_id=authenticator_id)
+    except SendError as exc:
+        if self.request.retries >= SEND_RETRIES:
+            enrollment_send_failed(authenticator_id=authenticator_id, reason=exc.reason)
+            return
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+
+
+@shared_task
+def verification_expire() -> int:
+    return services.verification_expire_stale()

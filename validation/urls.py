@@ -1,0 +1,28 @@
+from django.urls import path
+
+from validation.views import end_user, outbox, policies, technician, webhooks
+
+app_name = "validation"
+
+urlpatterns = [
+    # Technician (signed-in staff, scoped to assigned organisations).
+    path("people/<int:pk>/verify/", technician.verification_start, name="start"),
+    path("verifications/", technician.verification_list, name="list"),
+    path("verifications/<int:pk>/", technician.verification_detail, name="detail"),
+    path("verifications/<int:pk>/status/", technician.verification_status, name="status"),
+    path("verifications/<int:pk>/send/", technician.challenge_send, name="send"),
+    path("verifications/<int:pk>/totp/", technician.totp_check, name="totp_check"),
+    path("verifications/<int:pk>/challenges/<int:challenge_pk>/code/", technician.code_check, name="code_check"),
+    path("verifications/<int:pk>/cancel/", technician.verification_cancel, name="cancel"),
+    path("people/<int:pk>/enrol-authenticator/", technician.enrollment_start, name="enrollment_start"),
+    # Org admins: policies.
+    path("organisations/<slug:slug>/policies/", policies.policy_list, name="policy_list"),
+    path("organisations/<slug:slug>/policies/<str:action>/", policies.policy_edit, name="policy_edit"),
+    # End users on their phones: no login; the signed one-time link is the credential.
+    path("r/<str:token>/", end_user.push_respond, name="push_respond"),
+    path("e/<str:token>/", end_user.enroll, name="enroll"),
+    # Twilio (signature-checked).
+    path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio_status"),
+    # Development outbox (only with the outbox on: DEBUG and no Twilio credentials).
+    path("dev/outbox/", outbox.outbox, name="outbox"),
+]
