@@ -6,6 +6,8 @@ Who sees what:
   people of organisations they are assigned to (``accounts.selectors``). Another
   organisation's person is a 404 here too, and never appears in the change list, its
   filters, its search or the manager autocomplete.
+- Directory import jobs: read-only, scoped like people (Django's view permission on
+  ImportJob, then only the jobs of assigned organisations). The uploaded CSV is never shown.
 
 Writes go through ``accounts.services`` so that each one records its security event,
 including staff assignments made on an organisation's page.
@@ -23,10 +25,12 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.http import Http404
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts import selectors, services
 from accounts.forms import PersonForm, StaffChangeForm, StaffCreationForm
-from accounts.models import Organization, Person, Role, User
+from accounts.models import ImportJob, Organization, Person, Role, User
 
 
 def _adopt(obj, saved) -> None:
@@ -317,3 +321,96 @@ class PersonAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for person in queryset.select_related("organization"):
             services.person_delete(actor=request.user, person=person)
+
+
+# --- Directory import jobs ------------------------------------------------------------
+
+
+def _result_count(key: str, label: str):
+    """A column for one count of a finished job's result (empty while it runs or after a crash)."""
+
+    @admin.display(description=label)
+    def count(self, obj: ImportJob) -> int | None:
+        return obj.result.get(key) if obj.status == ImportJob.Status.DONE else None
+
+    return count
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Who imported what, and with what outcome. Read-only: jobs are made by the upload
+    page and run by the worker. Counts and the failure come from ``result``; the row
+    problems (they quote emails) stay on the portal's job page."""
+
+    list_display = (
+        "created_at",
+        "organization",
+        "created_by",
+        "dry_run",
+        "status",
+        "rows",
+        "created",
+        "updated",
+        "contact_changed",
+        "problems",
+        "finished_at",
+    )
+    list_filter = (AssignedOrganizationFilter, "status", "dry_run")
+    list_select_related = ("organization", "created_by")
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    # Never csv_text: the uploaded file holds people's phones and emails.
+    fields = (
+        "organization",
+        "created_by",
+        "file_name",
+        "dry_run",
+        "status",
+        "created_at",
+        "finished_at",
+        "rows",
+        "created",
+        "updated",
+        "contact_changed",
+        "unchanged",
+        "not_in_file",
+        "problems",
+        "failure",
+        "report",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return selectors.import_job_list_for_user(user=request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such import job")
+        return obj
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    rows = _result_count("rows", "Rows")
+    created = _result_count("created", "Created")
+    updated = _result_count("updated", "Updated")
+    contact_changed = _result_count("contact_changed", "Contact changed")
+    unchanged = _result_count("unchanged", "Unchanged")
+    not_in_file = _result_count("not_in_file", "Not in file (left alone)")
+    problems = _result_count("error_count", "Problems")
+
+    @admin.display(description="Failure")
+    def failure(self, obj: ImportJob) -> str:
+        return obj.result.get("failure", "")
+
+    @admin.display(description="Report")
+    def report(self, obj: ImportJob) -> str:
+        url = reverse("people_import_job", args=[obj.organization.slug, obj.pk])
+        return format_html('<a href="{}">Open the job page</a> (row problems; org admins only)', url)

@@ -129,7 +129,9 @@ class ImportJob(models.Model):
     """A directory import started from the upload page and run by a Celery worker.
 
     The CSV text is kept in the row so the web process and the worker share no disk,
-    and so a successful dry run can be imported for real without another upload.
+    and so a successful dry run can be imported for real without another upload. It
+    holds people's phones and emails, so ``accounts.imports.jobs`` clears it once the
+    job finishes (a clean dry run: once it is confirmed) and the admin never shows it.
     ``result`` holds the counts and at most MAX_STORED_ERRORS row errors (with the total).
     """
 

@@ -10,7 +10,7 @@ from django.db.models.lookups import GreaterThan
 from django.http import Http404
 from guardian.shortcuts import get_objects_for_user, get_users_with_perms
 
-from accounts.models import Organization, Person, User
+from accounts.models import ImportJob, Organization, Person, User
 
 ORG_PERMISSION = "accounts.work_on_organization"
 SEARCH_MIN_LENGTH = 2
@@ -47,6 +47,11 @@ def person_get_for_user(*, user: User, pk: int) -> Person:
         return person_list_for_user(user=user).select_related("organization", "manager").get(pk=pk)
     except Person.DoesNotExist:
         raise Http404("No such person") from None
+
+
+def import_job_list_for_user(*, user: User) -> QuerySet[ImportJob]:
+    """Directory import jobs of the user's organisations, without the uploaded CSV text."""
+    return ImportJob.objects.filter(organization__in=organization_list_for_user(user=user)).defer("csv_text")
 
 
 def person_search_filter(*, query: str) -> Q | None:

@@ -2,6 +2,10 @@
 
 Progress goes to the cache as well as to the job row: while the import writes, the
 row's updates sit inside the import's transaction and no other process can see them.
+
+The uploaded CSV (names, phones, emails) is kept only while it is needed: it is cleared
+when the job finishes, except after a clean dry run, which keeps it until it is
+imported for real (the real import then keeps its own copy until it finishes).
 """
 
 from __future__ import annotations
@@ -42,10 +46,18 @@ def import_job_create(
     return job
 
 
+@transaction.atomic
 def import_job_confirm(*, actor: User, job: ImportJob) -> ImportJob:
-    """After a clean dry run, queue the real import of the same file."""
-    if not import_job_is_confirmable(job=job):
+    """After a clean dry run, queue the real import of the same file, once.
+
+    The file moves to the new job: clearing it on the dry run is a conditional update,
+    so two confirmations of the same dry run (a double click) queue one import.
+    """
+    if not _is_clean_dry_run(job):
         raise ImportJobNotConfirmable("Only a finished dry run without errors can be imported for real.")
+    released = ImportJob.objects.filter(pk=job.pk).exclude(csv_text="").update(csv_text="")
+    if not released or not job.csv_text:
+        raise ImportJobNotConfirmable("This dry run has already been imported. Upload the file again to re-import it.")
     return import_job_create(
         actor=actor, organization=job.organization, csv_text=job.csv_text, dry_run=False, file_name=job.file_name
     )
@@ -68,13 +80,16 @@ def import_job_run(*, job: ImportJob) -> bool:
         dry_run=job.dry_run,
         progress=_progress_recorder(job.pk),
     )
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.DONE,
-        finished_at=timezone.now(),
-        total_rows=result.rows,
-        processed_rows=result.rows,
-        result=result.as_dict(max_errors=ImportJob.MAX_STORED_ERRORS),
-    )
+    finished = {
+        "status": ImportJob.Status.DONE,
+        "finished_at": timezone.now(),
+        "total_rows": result.rows,
+        "processed_rows": result.rows,
+        "result": result.as_dict(max_errors=ImportJob.MAX_STORED_ERRORS),
+    }
+    if not (result.dry_run and result.ok):
+        finished["csv_text"] = ""  # a clean dry run keeps it until import_job_confirm moves it
+    ImportJob.objects.filter(pk=job.pk).update(**finished)
     cache.delete(_progress_key(job.pk))
     return True
 
@@ -84,6 +99,7 @@ def import_job_fail(*, job_id: int) -> None:
     ImportJob.objects.filter(pk=job_id).update(
         status=ImportJob.Status.FAILED,
         finished_at=timezone.now(),
+        csv_text="",
         result={"failure": "The import stopped unexpectedly; nothing was imported. Try again or ask an admin."},
     )
     cache.delete(_progress_key(job_id))
@@ -119,7 +135,11 @@ def import_job_list_recent(*, organization: Organization) -> list[ImportJob]:
 
 
 def import_job_is_confirmable(*, job: ImportJob) -> bool:
-    """A finished dry run with no errors can be imported for real."""
+    """A finished dry run with no errors that has not been imported yet (it still holds the file)."""
+    return _is_clean_dry_run(job) and bool(job.csv_text)
+
+
+def _is_clean_dry_run(job: ImportJob) -> bool:
     return job.dry_run and job.status == ImportJob.Status.DONE and job.result.get("error_count") == 0
 
 

@@ -60,7 +60,7 @@ def test_org_admin_dry_runs_then_imports_for_real(client, org, admin, django_cap
         response = client.post(reverse("people_import_confirm", args=["acme", job.pk]))
     real = ImportJob.objects.exclude(pk=job.pk).get()
     assert response["Location"] == reverse("people_import_job", args=["acme", real.pk])
-    assert not real.dry_run and real.csv_text == job.csv_text and real.status == ImportJob.Status.DONE
+    assert not real.dry_run and real.file_name == job.file_name and real.status == ImportJob.Status.DONE
     assert real.result["created"] == 2 and real.result["applied"] is True
     assert (real.processed_rows, real.total_rows) == (2, 2)
     assert Person.objects.get(employee_id="E2").manager.employee_id == "E1"
@@ -184,3 +184,67 @@ def test_import_link_shows_for_org_admins_and_superusers(client, org, admin):
 def test_anonymous_visitor_is_sent_to_sign_in(client, org):
     response = client.get(reverse("people_import", args=["acme"]))
     assert response.status_code == 302 and reverse("account_login") in response["Location"]
+
+
+# --- The uploaded file is dropped once it is no longer needed ----------------------------
+
+
+def _stored_csv(job):
+    return ImportJob.objects.values_list("csv_text", flat=True).get(pk=job.pk)
+
+
+@pytest.mark.parametrize(("text", "dry_run"), [(GOOD, False), (BAD, False), (BAD, True)])
+def test_finished_job_no_longer_holds_the_file(client, org, admin, django_capture_on_commit_callbacks, text, dry_run):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, org, text, dry_run=dry_run)
+    job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.DONE and job.finished_at is not None
+    assert _stored_csv(job) == ""
+
+
+def test_failed_job_no_longer_holds_the_file(client, org, admin, monkeypatch, django_capture_on_commit_callbacks):
+    def explode(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(jobs, "people_import", explode)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, org, GOOD, dry_run=True)
+    job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.FAILED and _stored_csv(job) == ""
+
+
+def test_clean_dry_run_keeps_the_file_until_it_is_imported(client, org, admin, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, org, GOOD)
+    dry_run = ImportJob.objects.get()
+    assert _stored_csv(dry_run) == GOOD
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("people_import_confirm", args=["acme", dry_run.pk]))
+    real = ImportJob.objects.exclude(pk=dry_run.pk).get()
+    assert real.status == ImportJob.Status.DONE and real.result["created"] == 2
+    assert _stored_csv(dry_run) == "" and _stored_csv(real) == ""
+    page = client.get(reverse("people_import_job", args=["acme", dry_run.pk]))
+    assert b"Import for real" not in page.content
+
+
+def test_a_dry_run_is_imported_for_real_only_once(client, org, admin, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, org, GOOD)
+    dry_run = ImportJob.objects.get()
+    confirm = reverse("people_import_confirm", args=["acme", dry_run.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm)
+    response = client.post(confirm, follow=True)
+    assert b"This dry run has already been imported" in response.content
+    assert ImportJob.objects.filter(dry_run=False).count() == 1
+
+
+def test_confirming_a_stale_copy_of_the_dry_run_queues_nothing(org, admin, django_capture_on_commit_callbacks):
+    """Two requests that loaded the dry run before either confirmed it: only the first imports."""
+    with django_capture_on_commit_callbacks(execute=True):
+        first = jobs.import_job_create(actor=admin, organization=org, csv_text=GOOD, dry_run=True)
+    first_copy, second_copy = ImportJob.objects.get(pk=first.pk), ImportJob.objects.get(pk=first.pk)
+    jobs.import_job_confirm(actor=admin, job=first_copy)
+    with pytest.raises(jobs.ImportJobNotConfirmable):
+        jobs.import_job_confirm(actor=admin, job=second_copy)
+    assert ImportJob.objects.filter(dry_run=False).count() == 1
