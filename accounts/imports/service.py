@@ -73,20 +73,38 @@ def people_import(
     result.rows = len(records)
     tracker = _Progress(progress, result.rows, writing_follows=not dry_run)
     tracker.checked(0)
+    if dry_run:
+        _check_and_plan(header, records, organization, errors, result, tracker)
+    else:
+        # One import per organisation at a time, checked against the directory as it is
+        # inside the transaction that writes: no lost update, no constraint race.
+        with transaction.atomic():
+            Organization.objects.select_for_update().filter(pk=organization.pk).first()
+            planned = _check_and_plan(header, records, organization, errors, result, tracker)
+            if planned is not None:
+                _apply(actor, organization, *planned, result, tracker)
+        if result.errors:
+            _record_rejection(actor, organization, result)
+    tracker.finish()
+    return result
+
+
+def _check_and_plan(
+    header: list[str] | None,
+    records: list[tuple[int, list[str]]],
+    organization: Organization,
+    errors: list[RowError],
+    result: ImportResult,
+    tracker: _Progress,
+) -> tuple[Plan, Directory] | None:
     directory = Directory.load(organization)
     rows, errors = _check(header, records, directory, errors, tracker)
     if errors:
         result.errors = sorted(errors, key=_error_order)
-        tracker.finish()
-        if not dry_run:
-            _record_rejection(actor, organization, result)
-        return result
+        return None
     plan = plan_import(rows, directory)
     _count(result, plan)
-    if not dry_run:
-        _apply(actor, organization, plan, directory, result, tracker)
-    tracker.finish()
-    return result
+    return plan, directory
 
 
 def _check(

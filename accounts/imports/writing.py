@@ -111,6 +111,15 @@ def write_plan(
                 target=person,
                 details={"fields": change.contact_fields, "source": "directory_import"},
             )
+        if "privileged" in change.fields:
+            # Privilege decides how hard a caller is verified: each grant or removal is traceable.
+            security_event_record(
+                event_type=EventType.DIRECTORY_PERSON_UPDATED,
+                actor=actor,
+                organization=organization,
+                target=person,
+                details={"fields": ["privileged"], "privileged": change.row.privileged, "source": "directory_import"},
+            )
 
 
 def _batches(items: list, size: int = BATCH_SIZE) -> Iterator[list]:

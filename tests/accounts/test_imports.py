@@ -324,3 +324,22 @@ def test_large_first_import_refreshes_planner_statistics_in_the_same_transaction
     org = OrganizationFactory()
     result = run(org, VALID)
     assert result.applied and Person.objects.filter(organization=org).count() == 3
+
+
+def test_privileged_flag_change_is_recorded_per_person():
+    org = OrganizationFactory()
+    run(org, VALID)
+    run(org, VALID.replace("IT,E1,false", "IT,E1,true"))
+    bob = Person.objects.get(organization=org, employee_id="E2")
+    assert bob.privileged
+    event = SecurityEvent.objects.get(event_type=EventType.DIRECTORY_PERSON_UPDATED)
+    assert event.target_id == str(bob.pk)
+    assert event.details == {"fields": ["privileged"], "privileged": True, "source": "directory_import"}
+
+
+def test_rejected_real_import_writes_nothing_and_records_the_rejection():
+    org = OrganizationFactory()
+    result = run(org, csv_of("E1,Ada,not-an-email,,IT,,"))
+    assert result.errors and not result.applied
+    assert not Person.objects.filter(organization=org).exists()
+    assert SecurityEvent.objects.filter(event_type=EventType.DIRECTORY_IMPORT_REJECTED).count() == 1
