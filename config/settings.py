@@ -195,6 +195,9 @@ MFA_TOTP_TOLERANCE = 0
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 MFA_PASSKEY_LOGIN_ENABLED = False
 
+# Sessions live in the cache (Redis in production, the shared file cache in development):
+# every request renews the idle limit, which must not cost a database write.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 # Idle limit: the cookie lives 30 minutes and every request renews it.
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30, minimum=5, maximum=240) * 60
 SESSION_SAVE_EVERY_REQUEST = True
