@@ -134,6 +134,7 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        "polling_interval": 0.2,  # seconds; a challenge leaves for the phone without a noticeable wait
     }
     CACHES = {
         "default": {
