@@ -18,6 +18,7 @@ venv: $(VENV)/.installed
 run: venv
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py seed_demo
+	DEBUG=true $(PY) manage.py seed_demo_verification
 	DEBUG=true PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -f Procfile.dev start -p $(PORT)
 
 ## make test: ruff, then the whole pytest suite.

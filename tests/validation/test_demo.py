@@ -1,0 +1,42 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from accounts.models import Person
+from tests.validation.helpers import totp_code
+from validation import crypto
+from validation.demo import DEMO_ENROLLED
+from validation.models import PersonAuthenticator
+
+
+@pytest.fixture
+def seeded(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=None)
+    call_command("seed_demo_verification", stdout=None)
+
+
+@pytest.mark.django_db
+def test_demo_people_get_authenticators_once(seeded):
+    enrolled = PersonAuthenticator.objects.filter(confirmed_at__isnull=False)
+    assert set(enrolled.values_list("person__employee_id", flat=True)) == set(DEMO_ENROLLED)
+    keys = list(enrolled.order_by("pk").values_list("sealed_key", flat=True))
+    call_command("seed_demo_verification", stdout=None)
+    assert list(enrolled.order_by("pk").values_list("sealed_key", flat=True)) == keys
+
+
+@pytest.mark.django_db
+def test_demo_person_totp_prints_the_current_code(seeded, capsys):
+    person = Person.objects.get(employee_id="ACM00002")
+    key = crypto.unseal(person.authenticator.sealed_key)
+    call_command("demo_person_totp", "ACM00002")
+    assert capsys.readouterr().out.strip() == totp_code(key)
+    with pytest.raises(CommandError, match="no enrolled authenticator"):
+        call_command("demo_person_totp", "ACM00099")
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=False)
+def test_demo_verification_commands_refuse_production_mode():
+    with pytest.raises(CommandError, match="development mode only"):
+        call_command("seed_demo_verification", stdout=None)

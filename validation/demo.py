@@ -1,0 +1,50 @@
+"""Demo authenticators for `make run`: a few people in each demo organisation have an
+enrolled TOTP authenticator, so the demo can show an MFA reset (push + authenticator)
+without a phone. Development mode only."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Person
+from validation import crypto
+from validation.channels.totp import STEP
+from validation.models import PersonAuthenticator
+
+DEMO_ENROLLED = ("ACM00001", "ACM00002", "ACM00003", "GLO00001", "GLO00002", "GLO00003")
+
+
+def _require_development() -> None:
+    if not settings.DEBUG:
+        raise ImproperlyConfigured("DEBUG: demo authenticators are for development mode only")
+
+
+@transaction.atomic
+def demo_authenticators_seed() -> list[Person]:
+    _require_development()
+    people = list(Person.objects.filter(employee_id__in=DEMO_ENROLLED).select_related("organization"))
+    for person in people:
+        if not PersonAuthenticator.objects.filter(person=person, confirmed_at__isnull=False).exists():
+            PersonAuthenticator.objects.update_or_create(
+                person=person,
+                defaults={"sealed_key": crypto.seal(secrets.token_bytes(20)), "confirmed_at": timezone.now()},
+            )
+    return people
+
+
+def demo_person_code(person: Person) -> str | None:
+    """The code the person's authenticator shows now, or None when they have none."""
+    from django_otp.oath import TOTP
+
+    _require_development()
+    authenticator = PersonAuthenticator.objects.filter(person=person, confirmed_at__isnull=False).first()
+    if authenticator is None:
+        return None
+    totp = TOTP(crypto.unseal(authenticator.sealed_key), step=STEP, digits=6)
+    totp.time = timezone.now().timestamp()
+    return f"{totp.token():06d}"

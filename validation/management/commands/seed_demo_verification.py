@@ -1,0 +1,24 @@
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from validation.demo import demo_authenticators_seed
+
+
+class Command(BaseCommand):
+    help = (
+        "Give a few demo people an enrolled authenticator (development mode only; run after seed_demo). "
+        "Running it again changes nothing."
+    )
+
+    def handle(self, *args, **options):
+        try:
+            people = demo_authenticators_seed()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        names = ", ".join(f"{p.full_name} ({p.employee_id}, {p.organization.slug})" for p in people)
+        self.stdout.write(
+            f"People with an enrolled authenticator: {names}.\n"
+            "The code their authenticator shows now (the caller reads it to the technician):\n"
+            "  .venv/bin/python manage.py demo_person_totp ACM00002\n"
+            "Texts to people go to the development outbox: http://127.0.0.1:8000/dev/outbox/ (open it as the phone).\n"
+        )
