@@ -50,6 +50,11 @@ class EventType(models.TextChoices):
     VERIFICATION_LINK_REJECTED = "verification.link_rejected", "Expired, used or tampered link refused"
     VERIFICATION_WEBHOOK_REJECTED = "verification.webhook_rejected", "Twilio webhook with a bad signature refused"
     VERIFICATION_POLICY_CHANGED = "verification.policy_changed", "Verification policy changed"
+    VERIFICATION_ENROLLMENT_REQUESTED = "verification.enrollment_requested", "Authenticator enrolment link requested"
+    VERIFICATION_ENROLLMENT_WRONG_CODE = (
+        "verification.enrollment_wrong_code",
+        "Wrong code during authenticator enrolment",
+    )
     VERIFICATION_ENROLLMENT_SENT = "verification.enrollment_sent", "Authenticator enrolment link sent"
     VERIFICATION_ENROLLMENT_COMPLETED = "verification.enrollment_completed", "Person enrolled an authenticator"
     VERIFICATION_ENROLLMENT_FAILED = "verification.enrollment_failed", "Authenticator enrolment link not sent"

@@ -4,10 +4,12 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from accounts.models import Role
 from audit.models import SecurityEvent
-from tests.accounts.factories import OrganizationFactory, PersonFactory
+from tests.accounts.factories import OrganizationFactory, PersonFactory, UserFactory
 from tests.validation.factories import AuthenticatorFactory, technician_for
 from tests.validation.helpers import code_in, last_text, link_token_in, totp_code
 from validation import services
@@ -289,13 +291,40 @@ def test_no_secret_reaches_security_events(technician, person, outbox, capture):
         assert code not in text and body not in text
 
 
-def test_policy_floors_refuse_weakening(technician, org):
+def test_policy_floors_refuse_weakening(org):
+    org_admin = UserFactory(roles=[Role.ORG_ADMIN], organizations=[org])
     policy = services.policy_for(organization=org, action=Action.PASSWORD_RESET)
-    from django.core.exceptions import ValidationError
-
     with pytest.raises(ValidationError):
         services.policy_update(
-            actor=technician, policy=policy, data={"allowed_methods": [Method.SMS_CODE], "min_strong_methods": 0}
+            actor=org_admin, policy=policy, data={"allowed_methods": [Method.SMS_CODE], "min_strong_methods": 0}
         )
     policy.refresh_from_db()
     assert policy.allowed_methods == [Method.PUSH, Method.TOTP]
+
+
+def test_only_an_org_admin_of_the_organisation_changes_policies(technician, org):
+    policy = services.policy_for(organization=org, action=Action.PASSWORD_RESET)
+    other_admin = UserFactory(roles=[Role.ORG_ADMIN], organizations=[OrganizationFactory()])
+    for actor in (technician, other_admin):
+        with pytest.raises(PermissionDenied):
+            services.policy_update(actor=actor, policy=policy, data={"min_methods": 2})
+    policy.refresh_from_db()
+    assert policy.min_methods == 1
+
+
+def test_only_technicians_start_verifications(org, person):
+    auditor = UserFactory(roles=[Role.AUDITOR], organizations=[org])
+    with pytest.raises(VerificationError, match="Only technicians"):
+        start(auditor, person)
+    assert not VerificationRequest.objects.exists()
+
+
+def test_enrolment_link_request_and_wrong_codes_are_recorded(technician, person, outbox, capture):
+    with capture(execute=True):
+        services.enrollment_start(actor=technician, person=person)
+    requested = SecurityEvent.objects.get(event_type="verification.enrollment_requested")
+    assert requested.actor_id == technician.pk and requested.target_id == str(person.pk)
+    token = link_token_in(last_text(person.phone))
+    assert not services.enrollment_confirm(token=token, code="000000")
+    wrong = SecurityEvent.objects.get(event_type="verification.enrollment_wrong_code")
+    assert wrong.actor_kind == "end_user" and wrong.details == {"attempts": 1}

@@ -18,7 +18,7 @@ from validation.services.enrollment import (
     enrollment_otpauth_uri,
     enrollment_start,
 )
-from validation.services.policies import policies_for, policy_for, policy_update
+from validation.services.policies import may_edit_policies, policies_for, policy_delete, policy_for, policy_update
 from validation.services.requests import (
     verification_cancel,
     verification_consume,
@@ -37,7 +37,9 @@ __all__ = [
     "enrollment_for_link",
     "enrollment_otpauth_uri",
     "enrollment_start",
+    "may_edit_policies",
     "policies_for",
+    "policy_delete",
     "policy_for",
     "policy_update",
     "push_challenge_for_link",

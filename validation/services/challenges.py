@@ -34,7 +34,7 @@ from validation.services.requests import (
 def _locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
     """The request, row-locked, if ``actor`` may still challenge on it."""
     verification = (
-        VerificationRequest.objects.select_for_update()
+        VerificationRequest.objects.select_for_update(of=("self",))
         .select_related("person", "organization", "technician")
         .get(pk=verification.pk)
     )
@@ -123,7 +123,7 @@ def challenge_dispatch(*, challenge_id: int) -> None:
     while talking to Twilio."""
     with transaction.atomic():
         challenge = (
-            Challenge.objects.select_for_update()
+            Challenge.objects.select_for_update(of=("self",))
             .select_related("request__person", "request__organization", "request__technician")
             .filter(pk=challenge_id, status=Challenge.Status.QUEUED)
             .first()
@@ -182,7 +182,7 @@ def challenge_delivery_update(*, message_id: str, message_status: str, error_cod
     """Apply a delivery receipt. Returns False when no challenge has this message id.
     Repeats change nothing; an answered challenge keeps its answer."""
     challenge = (
-        Challenge.objects.select_for_update()
+        Challenge.objects.select_for_update(of=("self",))
         .select_related("request__organization")
         .filter(provider_message_id=message_id)
         .first()
@@ -198,7 +198,7 @@ def challenge_delivery_update(*, message_id: str, message_status: str, error_cod
         Challenge.Status.SENT,
         Challenge.Status.DELIVERED,
     ):
-        code = int(error_code) if error_code.isdigit() else 0
+        code = int(error_code) if error_code.isascii() and error_code.isdigit() else 0
         challenge.status = Challenge.Status.UNDELIVERED
         challenge.failure_reason = PERMANENT_ERRORS.get(
             code, f"The carrier did not deliver the text (error {code or 'unknown'})"
@@ -324,9 +324,21 @@ def push_challenge_for_link(token: str) -> Challenge:
     )
     if challenge is None:
         raise links.BadLink("This link is not valid.")
-    if challenge.status not in Challenge.OPEN_STATUSES or challenge.expires_at <= timezone.now():
+    if not _push_answerable(challenge, challenge.request):
         raise links.BadLink("This request has already been answered or has expired.")
     return challenge
+
+
+def _push_answerable(challenge: Challenge, verification: VerificationRequest) -> bool:
+    """A push link is answerable while both its challenge and its request are open: a
+    challenge sent in a request's last two minutes must not outlive the request."""
+    now = timezone.now()
+    return (
+        challenge.status in Challenge.OPEN_STATUSES
+        and challenge.expires_at > now
+        and verification.status == VerificationRequest.Status.PENDING
+        and verification.expires_at > now
+    )
 
 
 PUSH_DENY, PUSH_FRAUD = "deny", "fraud"
@@ -342,12 +354,12 @@ def push_respond(*, token: str, choice: str, request: HttpRequest | None = None)
         if choice not in valid:
             raise ValueError("Pick one of the numbers shown, or deny the request.")
         verification = (
-            VerificationRequest.objects.select_for_update()
+            VerificationRequest.objects.select_for_update(of=("self",))
             .select_related("person", "organization")
             .get(pk=challenge.request_id)
         )
         challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
-        if not challenge.is_open or not _take_attempt(challenge.pk):
+        if not _push_answerable(challenge, verification) or not _take_attempt(challenge.pk):
             raise links.BadLink("This request has already been answered or has expired.")
         if choice == str(challenge.match_number):
             _approve(challenge, verification, end_user=True, request=request)

@@ -51,6 +51,13 @@ def enrollment_start(*, actor: User, person: Person, request: HttpRequest | None
     authenticator.enrollment_expires_at = timezone.now() + params.enrollment_lifetime()
     authenticator.enrollment_attempts = 0
     authenticator.save()
+    _event(
+        EventType.VERIFICATION_ENROLLMENT_REQUESTED,
+        person,
+        actor=actor,
+        request=request,
+        replaces_enrolled=authenticator.is_confirmed,
+    )
     from validation.tasks import enrollment_send
 
     transaction.on_commit(lambda: enrollment_send.delay(authenticator.pk))
@@ -61,7 +68,7 @@ def enrollment_dispatch(*, authenticator_id: int) -> None:
     """Create the link's nonce and text the link. Raises SendError when a retry may help."""
     with transaction.atomic():
         authenticator = (
-            PersonAuthenticator.objects.select_for_update()
+            PersonAuthenticator.objects.select_for_update(of=("self",))
             .select_related("person__organization")
             .filter(pk=authenticator_id, enrollment_nonce_hash="")
             .exclude(pending_sealed_key="")
@@ -104,11 +111,12 @@ def enrollment_send_failed(*, authenticator_id: int, reason: str) -> None:
     _event(EventType.VERIFICATION_ENROLLMENT_FAILED, authenticator.person, reason=reason)
 
 
-def enrollment_for_link(token: str) -> PersonAuthenticator:
-    """The pending enrolment a link points at. Raises BadLink."""
+def enrollment_for_link(token: str, *, for_update: bool = False) -> PersonAuthenticator:
+    """The pending enrolment a link points at (row-locked with ``for_update``). Raises BadLink."""
     nonce = links.link_nonce(token, purpose=links.ENROLLMENT, max_age=params.enrollment_lifetime())
+    rows = PersonAuthenticator.objects.select_for_update(of=("self",)) if for_update else PersonAuthenticator.objects
     authenticator = (
-        PersonAuthenticator.objects.select_related("person__organization")
+        rows.select_related("person__organization")
         .filter(enrollment_nonce_hash=crypto.nonce_hash(nonce))
         .exclude(pending_sealed_key="")
         .first()
@@ -136,18 +144,19 @@ def enrollment_confirm(*, token: str, code: str, request: HttpRequest | None = N
     """The person proves the new authenticator with a code. True when enrolled; False for
     a wrong code (at most MAX_ENROLLMENT_ATTEMPTS). Raises BadLink."""
     with transaction.atomic():
-        authenticator = enrollment_for_link(token)
-        authenticator = (
-            PersonAuthenticator.objects.select_for_update()
-            .select_related("person__organization")
-            .get(pk=authenticator.pk)
-        )
-        if authenticator.enrollment_attempts >= MAX_ENROLLMENT_ATTEMPTS or not authenticator.pending_sealed_key:
-            raise links.BadLink("This link has already been used or is not valid.")
+        authenticator = enrollment_for_link(token, for_update=True)
+        authenticator.enrollment_attempts += 1
         PersonAuthenticator.objects.filter(pk=authenticator.pk).update(enrollment_attempts=F("enrollment_attempts") + 1)
         fresh = PersonAuthenticator(last_t=-1)
         step = totp_match(fresh, code, sealed_key=authenticator.pending_sealed_key)
         if step is None:
+            _event(
+                EventType.VERIFICATION_ENROLLMENT_WRONG_CODE,
+                authenticator.person,
+                end_user=True,
+                request=request,
+                attempts=authenticator.enrollment_attempts,
+            )
             return False
         authenticator.sealed_key = authenticator.pending_sealed_key
         authenticator.pending_sealed_key = ""

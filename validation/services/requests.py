@@ -10,7 +10,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Person, User
+from accounts.models import Person, Role, User
 from audit.events import EventType
 from validation import params
 from validation.models import Action, Challenge, PersonVerificationState, VerificationRequest
@@ -23,6 +23,11 @@ TICKET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9#._/:-]{0,63}$")
 
 def _may_work_on(user: User, person: Person) -> bool:
     return user.is_active and (user.is_superuser or user.has_perm("accounts.work_on_organization", person.organization))
+
+
+def may_verify(user: User, person: Person) -> bool:
+    """Technicians assigned to the person's organisation (and superusers) verify callers."""
+    return _may_work_on(user, person) and (user.is_superuser or user.has_role(Role.TECHNICIAN))
 
 
 def person_lock_reason(person: Person) -> str | None:
@@ -39,6 +44,8 @@ def verification_request_create(
     """Start verifying a caller who claims to be ``person`` and asks for ``action``."""
     if not _may_work_on(actor, person):
         raise VerificationError("You are not assigned to this person's organisation.")
+    if not may_verify(actor, person):
+        raise VerificationError("Only technicians verify callers.")
     if action not in Action.values:
         raise VerificationError("Choose what the caller is asking for.")
     ticket_reference = ticket_reference.strip()
@@ -164,6 +171,8 @@ def person_lock(verification: VerificationRequest, *, reason: str, end_user: boo
 @transaction.atomic
 def verification_cancel(*, actor: User, verification: VerificationRequest, request: HttpRequest | None = None) -> None:
     verification = VerificationRequest.objects.select_for_update().get(pk=verification.pk)
+    if verification.technician_id != actor.pk:
+        raise VerificationError("Only the technician who started this verification can act on it.")
     if verification.status != VerificationRequest.Status.PENDING:
         raise VerificationError("Only a pending verification can be cancelled.")
     _end(verification, VerificationRequest.Status.CANCELLED, f"Cancelled by {actor}")

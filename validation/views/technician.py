@@ -1,39 +1,189 @@
-"""Scaffolding: replaced by the real views."""
+"""The technician's side of caller verification: start, watch live, challenge, cancel.
 
-from django.http import Http404
+Every object URL resolves through ``validation.selectors`` (another organisation's person
+or request is a 404). Colleagues in the organisation may watch a request; only the
+technician who started it may act on it, which the services enforce and these views report.
+"""
 
+from __future__ import annotations
 
-def challenge_send(request, *args, **kwargs):
-    raise Http404
+from typing import cast
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-def code_check(request, *args, **kwargs):
-    raise Http404
+from accounts.models import User
+from accounts.selectors import person_get_for_user
+from validation import selectors, services
+from validation.forms import ChallengeSendForm, CodeForm, VerificationStartForm
 
-
-def enrollment_start(request, *args, **kwargs):
-    raise Http404
-
-
-def totp_check(request, *args, **kwargs):
-    raise Http404
-
-
-def verification_cancel(request, *args, **kwargs):
-    raise Http404
-
-
-def verification_detail(request, *args, **kwargs):
-    raise Http404
-
-
-def verification_list(request, *args, **kwargs):
-    raise Http404
+LIST_PAGE_SIZE = 25
+FRAGMENT_HEADER = "X-Portal-Fragment"
 
 
-def verification_start(request, *args, **kwargs):
-    raise Http404
+def _form_errors(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
 
 
-def verification_status(request, *args, **kwargs):
-    raise Http404
+@require_http_methods(["GET", "POST"])
+@login_required
+def verification_start(request: HttpRequest, pk: int) -> HttpResponse:
+    person = person_get_for_user(user=cast(User, request.user), pk=pk)
+    form = VerificationStartForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            verification = services.verification_request_create(
+                actor=cast(User, request.user),
+                person=person,
+                action=form.cleaned_data["action"],
+                ticket_reference=form.cleaned_data["ticket_reference"],
+                request=request,
+            )
+        except services.VerificationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("validation:detail", pk=verification.pk)
+    options = selectors.method_options_for_person(person=person)
+    context = {
+        "person": person,
+        "email_masked": selectors.email_masked(person.email),
+        "form": form,
+        "options": options,
+        "requirements": selectors.action_requirements_for_person(person=person, options=options),
+        "lock_reason": selectors.person_lock_reason(person),
+        "enrolment_reason": selectors.person_can_receive_enrolment(person),
+        "authenticator": getattr(person, "authenticator", None),
+    }
+    return render(request, "validation/technician/start.html", context)
+
+
+@require_POST
+@login_required
+def enrollment_start(request: HttpRequest, pk: int) -> HttpResponse:
+    person = person_get_for_user(user=cast(User, request.user), pk=pk)
+    try:
+        services.enrollment_start(actor=cast(User, request.user), person=person, request=request)
+    except services.VerificationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"An enrolment link is on its way to {person.masked_phone}. It works once and expires soon."
+        )
+    return redirect("validation:start", pk=person.pk)
+
+
+@require_GET
+@login_required
+def verification_list(request: HttpRequest) -> HttpResponse:
+    verifications = selectors.verification_list_for_technician(technician=cast(User, request.user))
+    page = Paginator(verifications, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "validation/technician/list.html", {"page": page})
+
+
+@require_GET
+@login_required
+@never_cache
+def verification_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    status = selectors.verification_status(verification=verification, user=cast(User, request.user))
+    return render(request, "validation/technician/detail.html", {"status": status, "verification": verification})
+
+
+@require_GET
+@login_required
+@never_cache
+def verification_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the detail page for htmx; 204 (htmx keeps what it has) when the
+    version the client sends is still current."""
+    user = cast(User, request.user)
+    if request.GET.get("version", "") == str(selectors.verification_version_for_user(user=user, pk=pk)):
+        return HttpResponse(status=204)
+    verification = selectors.verification_get_for_user(user=user, pk=pk)
+    status = selectors.verification_status(verification=verification, user=user)
+    response = render(request, "validation/technician/_status.html", {"status": status, "verification": verification})
+    response[FRAGMENT_HEADER] = "verification-status"  # the page reloads on anything else (a sign-in page)
+    return response
+
+
+@require_POST
+@login_required
+def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
+    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    form = ChallengeSendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a method that sends a message to the person.")
+        return redirect("validation:detail", pk=pk)
+    try:
+        services.challenge_start(
+            actor=cast(User, request.user),
+            verification=verification,
+            method=form.cleaned_data["method"],
+            request=request,
+        )
+    except services.VerificationError as exc:
+        messages.error(request, exc.message)
+    return redirect("validation:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse:
+    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    challenge = selectors.challenge_get_for_verification(verification=verification, pk=challenge_pk)
+    form = CodeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("validation:detail", pk=pk)
+    try:
+        right = services.sms_code_check(
+            actor=cast(User, request.user), challenge=challenge, code=form.cleaned_data["code"], request=request
+        )
+    except services.VerificationError as exc:
+        messages.error(request, exc.message)
+    else:
+        _report_answer(request, right)
+    return redirect("validation:detail", pk=pk)
+
+
+@require_POST
+@login_required
+def totp_check(request: HttpRequest, pk: int) -> HttpResponse:
+    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    form = CodeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("validation:detail", pk=pk)
+    try:
+        right = services.totp_check(
+            actor=cast(User, request.user), verification=verification, code=form.cleaned_data["code"], request=request
+        )
+    except services.VerificationError as exc:
+        messages.error(request, exc.message)
+    else:
+        _report_answer(request, right)
+    return redirect("validation:detail", pk=pk)
+
+
+def _report_answer(request: HttpRequest, right: bool) -> None:
+    if right:
+        messages.success(request, "Code accepted.")
+    else:
+        messages.error(request, "Wrong code. The attempt was counted.")
+
+
+@require_POST
+@login_required
+def verification_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    try:
+        services.verification_cancel(actor=cast(User, request.user), verification=verification, request=request)
+    except services.VerificationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Verification cancelled.")
+    return redirect("validation:detail", pk=pk)

@@ -1,0 +1,69 @@
+"""The technician's verification page updates by itself when the person answers on their phone."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from accounts.models import Role
+from tests.accounts.factories import PASSWORD, OrganizationFactory, PersonFactory, UserFactory
+from tests.browser.flows import sign_in, url_path
+from tests.validation.helpers import last_text, link_token_in
+from validation import services
+from validation.models import Challenge
+
+pytestmark = pytest.mark.browser
+
+
+def test_push_answer_appears_on_the_technicians_page_without_reload(page: Page, settings, screenshot):
+    settings.SMS_DEV_OUTBOX = True
+    org = OrganizationFactory(name="Contoso")
+    person = PersonFactory(organization=org, full_name="Ada Quartermain")
+    technician = UserFactory(roles=[Role.TECHNICIAN], organizations=[org], mfa=True)
+    sign_in(page, email=technician.email, password=PASSWORD, secret=technician.totp_secret)
+
+    page.goto(f"/people/{person.pk}/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Verify caller").click()
+    expect(page.get_by_text("cannot verify: No authenticator enrolled", exact=False)).to_be_visible()
+    page.get_by_label("What does the caller want?").select_option("password_reset")
+    page.get_by_label("Ticket reference").fill("INC-2024")
+    screenshot("start")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Verify caller").click()
+    expect(page).to_have_url(re.compile(r"/verifications/\d+/$"))
+    expect(page.get_by_text("Not verified yet.")).to_be_visible()
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send Number-matched approval link").click()
+    challenge = Challenge.objects.get()
+    expect(page.locator(".match-number")).to_have_text(str(challenge.match_number))
+    expect(page.get_by_text(re.compile(r"\d\d:\d\d left")).first).to_be_visible()
+    screenshot("push-waiting")
+
+    # The person answers on their phone; the page was loaded before, and is not reloaded.
+    url = page.url
+    services.push_respond(token=link_token_in(last_text(person.phone)), choice=str(challenge.match_number))
+    expect(page.get_by_text(re.compile(r"Verified until \d\d:\d\d UTC"))).to_be_visible(timeout=3_000)
+    expect(page.get_by_text(f"covers password reset for {person.full_name} only")).to_be_visible()
+    assert page.url == url
+    screenshot("verified")
+
+    page.goto("/verifications/")
+    expect(page).to_have_url(url_path("/verifications/"))
+    expect(page.get_by_role("cell", name="INC-2024")).to_be_visible()
+
+
+def test_page_goes_to_sign_in_when_the_session_ends_while_polling(page: Page):
+    org = OrganizationFactory(name="Contoso")
+    person = PersonFactory(organization=org)
+    technician = UserFactory(roles=[Role.TECHNICIAN], organizations=[org], mfa=True)
+    verification = services.verification_request_create(
+        actor=technician, person=person, action="other", ticket_reference="INC-1"
+    )
+    sign_in(page, email=technician.email, password=PASSWORD, secret=technician.totp_secret)
+    page.goto(f"/verifications/{verification.pk}/")
+    expect(page.get_by_text("Not verified yet.")).to_be_visible()
+    page.context.clear_cookies()
+    # The next poll is redirected to the sign-in page: it is not swapped into this page.
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/verifications/\d+/$"), timeout=5_000)

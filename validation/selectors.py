@@ -1,0 +1,243 @@
+"""Reads for caller verification, always scoped to the organisations a staff user is
+assigned to (``accounts.selectors``): another organisation's object is a 404."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Organization, Person, User
+from accounts.selectors import organization_list_for_user
+from validation.channels import CHANNELS, channel_for
+from validation.channels.base import phone_unavailable_reason
+from validation.models import Action, Challenge, Method, VerificationPolicy, VerificationRequest
+from validation.policy import (
+    DEFAULTS,
+    STRONG_METHODS,
+    Evaluation,
+    Requirement,
+    requirement_describe,
+    requirement_evaluate,
+    requirement_for,
+)
+
+POLL_GRACE = timedelta(minutes=2)
+# Everything the live status fragment shows, in one query plus one for the challenges.
+_DETAIL_RELATED = (
+    "organization",
+    "technician",
+    "person__organization",
+    "person__authenticator",
+    "person__verification_state",
+)
+
+
+def verification_list_for_user(*, user: User) -> QuerySet[VerificationRequest]:
+    """Verification requests of the organisations the user works on (superusers: all active ones)."""
+    return VerificationRequest.objects.filter(organization__in=organization_list_for_user(user=user))
+
+
+def verification_list_for_technician(*, technician: User) -> QuerySet[VerificationRequest]:
+    """The requests ``technician`` started, newest first, in organisations they still work on."""
+    return (
+        verification_list_for_user(user=technician)
+        .filter(technician=technician)
+        .select_related("person", "organization")
+        .order_by("-created_at", "-id")
+    )
+
+
+def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
+    """The request with its person, authenticator, lock state and challenges; Http404 when
+    it does not exist or belongs to an organisation the user may not see."""
+    try:
+        return (
+            verification_list_for_user(user=user)
+            .select_related(*_DETAIL_RELATED)
+            .prefetch_related("challenges")
+            .get(pk=pk)
+        )
+    except VerificationRequest.DoesNotExist:
+        raise Http404("No such verification") from None
+
+
+def verification_version_for_user(*, user: User, pk: int) -> int:
+    """The request's version, in one scoped query: the live view's "anything new?" check."""
+    version = verification_list_for_user(user=user).filter(pk=pk).values_list("version", flat=True).first()
+    if version is None:
+        raise Http404("No such verification")
+    return version
+
+
+def challenge_get_for_verification(*, verification: VerificationRequest, pk: int) -> Challenge:
+    try:
+        challenge = Challenge.objects.get(pk=pk, request_id=verification.pk)
+    except Challenge.DoesNotExist:
+        raise Http404("No such challenge") from None
+    challenge.request = verification
+    return challenge
+
+
+# --- What can verify a person -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodOption:
+    method: str
+    label: str
+    strong: bool
+    sends_message: bool
+    reason: str | None  # why it cannot serve now; None when it can
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class ActionRequirement:
+    action: str
+    label: str
+    description: str
+    satisfiable: bool  # the methods that can serve now could meet it
+
+
+def person_lock_reason(person: Person) -> str | None:
+    """Why verification is locked for the person, or None. Uses a select_related state."""
+    state = getattr(person, "verification_state", None)
+    if state is None or state.locked_at is None:
+        return None
+    return state.locked_reason or "Verification is locked for this person"
+
+
+def method_options_for_person(*, person: Person, now: datetime | None = None) -> list[MethodOption]:
+    now = now or timezone.now()
+    return [
+        MethodOption(
+            method=method,
+            label=str(Method(method).label),
+            strong=method in STRONG_METHODS,
+            sends_message=CHANNELS[method].sends_message,
+            reason=CHANNELS[method].unavailable_reason(person, now=now),
+        )
+        for method in Method.values
+    ]
+
+
+def policy_list_for_organization(*, organization: Organization) -> list[VerificationPolicy]:
+    """One policy per action; an action without a row shows the defaults it would get
+    (unsaved: reading never creates rows)."""
+    stored = {p.action: p for p in VerificationPolicy.objects.filter(organization=organization)}
+    return [
+        stored.get(action) or VerificationPolicy(organization=organization, action=action, **DEFAULTS[action])
+        for action in Action.values
+    ]
+
+
+def action_requirements_for_person(*, person: Person, options: list[MethodOption]) -> list[ActionRequirement]:
+    available = [o.method for o in options if o.available]
+    result = []
+    for policy in policy_list_for_organization(organization=person.organization):
+        requirement = requirement_for(policy=policy, privileged=person.privileged)
+        result.append(
+            ActionRequirement(
+                action=policy.action,
+                label=policy.get_action_display(),
+                description=requirement_describe(requirement),
+                satisfiable=requirement_evaluate(requirement, available).met,
+            )
+        )
+    return result
+
+
+def person_can_receive_enrolment(person: Person) -> str | None:
+    """Why no enrolment link can be texted to the person now, or None when it can."""
+    return phone_unavailable_reason(person)
+
+
+def email_masked(email: str) -> str:
+    local, at, domain = email.partition("@")
+    if not at:
+        return ""
+    return f"{local[:1]}•••@{domain}"
+
+
+# --- The live view of one request ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOption:
+    method: str
+    label: str
+    reason: str | None  # why it cannot be sent now (unavailable, or one is waiting)
+
+
+@dataclass(frozen=True)
+class VerificationStatus:
+    """What the technician's live view shows for one request."""
+
+    verification: VerificationRequest
+    challenges: list[Challenge]
+    requirement: Requirement
+    requirement_text: str
+    evaluation: Evaluation
+    lock_reason: str | None
+    can_act: bool  # the viewer started it and it is still pending
+    send_options: list[SendOption]
+    totp_reason: str | None  # why a TOTP code cannot be checked now
+    totp_offered: bool  # TOTP is allowed and not yet answered
+    is_final: bool
+    polling: bool  # the live view asks for news: pending, and not long past its time
+
+    @property
+    def counted_labels(self) -> list[str]:
+        return [str(Method(m).label) for m in self.evaluation.counted]
+
+
+def verification_status(*, verification: VerificationRequest, user: User) -> VerificationStatus:
+    """Built from ``verification_get_for_user`` without further queries."""
+    challenges = list(verification.challenges.all())
+    approved = [
+        c.method
+        for c in sorted(
+            (c for c in challenges if c.status == Challenge.Status.APPROVED), key=lambda c: (c.answered_at, c.pk)
+        )
+    ]
+    requirement = Requirement.from_snapshot(verification.policy_snapshot)
+    person = verification.person
+    now = timezone.now()
+    waiting = {
+        c.method: c
+        for c in challenges
+        if c.status in (Challenge.Status.QUEUED, Challenge.Status.SENT, Challenge.Status.DELIVERED)
+    }
+    send_options = []
+    for method in requirement.allowed:
+        channel = channel_for(method)
+        if not channel.sends_message or method in approved:
+            continue
+        reason = channel.unavailable_reason(person, now=now)
+        if reason is None and method in waiting:
+            reason = f"Waiting for an answer until {waiting[method].expires_at:%H:%M:%S} UTC"
+        send_options.append(SendOption(method=method, label=str(Method(method).label), reason=reason))
+    totp_offered = Method.TOTP in requirement.allowed and Method.TOTP not in approved
+    return VerificationStatus(
+        verification=verification,
+        challenges=challenges,
+        requirement=requirement,
+        requirement_text=requirement_describe(requirement),
+        evaluation=requirement_evaluate(requirement, approved),
+        lock_reason=person_lock_reason(person),
+        can_act=verification.is_open and verification.technician_id == user.pk,
+        send_options=send_options,
+        totp_reason=channel_for(Method.TOTP).unavailable_reason(person, now=now) if totp_offered else None,
+        totp_offered=totp_offered,
+        is_final=not verification.is_open,
+        # Expiry is applied by Celery beat; a little after the deadline the page stops asking,
+        # so a tab left open cannot keep the session alive for ever if beat is down.
+        polling=verification.is_open and verification.expires_at + POLL_GRACE > now,
+    )
