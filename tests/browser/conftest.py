@@ -89,13 +89,14 @@ def _safe_name(request) -> str:
 
 @pytest.fixture
 def screenshot(page, request, screenshot_dir):
-    """``screenshot("step")`` saves a full-page PNG into $BROWSER_SCREENSHOTS (or tmp_path)."""
+    """``screenshot("step")`` saves a full-page PNG into $BROWSER_SCREENSHOTS (or tmp_path);
+    ``target=`` another page (a second browser context) instead of ``page``."""
     test_name = _safe_name(request)
     counter = iter(range(1, 100))
 
-    def take(step: str) -> Path:
+    def take(step: str, target=None) -> Path:
         path = screenshot_dir / f"{test_name}-{next(counter):02d}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
+        (target or page).screenshot(path=str(path), full_page=True)
         return path
 
     return take

@@ -458,3 +458,18 @@ def test_list_shows_my_requests_newest_first_paginated(tech_client, tech, org, p
     second = tech_client.get(reverse("validation:list"), {"page": 2})
     assert [v.ticket_reference for v in second.context["page"]] == ["INC-1", "INC-0"]
     assert tech_client.get(reverse("validation:list"), {"page": "zzz"}).status_code == 200
+
+
+def test_htmx_actions_answer_with_the_live_fragment_and_its_message(tech_client, tech, person):
+    authenticator = AuthenticatorFactory(person=person)
+    verification = start(tech, person, Action.PASSWORD_RESET)
+    response = tech_client.post(
+        reverse("validation:totp_check", args=[verification.pk]),
+        {"code": totp_code(authenticator.raw_key)},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert response["X-Portal-Fragment"] == "verification-status"
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="verification-status"')
+    assert "Code accepted." in html and "Verified until" in html

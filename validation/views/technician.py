@@ -103,11 +103,24 @@ def verification_status(request: HttpRequest, pk: int) -> HttpResponse:
     user = cast(User, request.user)
     if request.GET.get("version", "") == str(selectors.verification_version_for_user(user=user, pk=pk)):
         return HttpResponse(status=204)
+    return _status_fragment(request, pk)
+
+
+def _status_fragment(request: HttpRequest, pk: int) -> HttpResponse:
+    user = cast(User, request.user)
     verification = selectors.verification_get_for_user(user=user, pk=pk)
     status = selectors.verification_status(verification=verification, user=user)
     response = render(request, "validation/technician/_status.html", {"status": status, "verification": verification})
     response[FRAGMENT_HEADER] = "verification-status"  # the page reloads on anything else (a sign-in page)
     return response
+
+
+def _after_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """Back to the page; with htmx, just the live part (with the action's message), so the
+    technician's page never reloads. Without JavaScript the forms post and redirect."""
+    if request.headers.get("HX-Request") == "true":
+        return _status_fragment(request, pk)
+    return redirect("validation:detail", pk=pk)
 
 
 @require_POST
@@ -117,7 +130,7 @@ def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
     form = ChallengeSendForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a method that sends a message to the person.")
-        return redirect("validation:detail", pk=pk)
+        return _after_action(request, pk)
     try:
         services.challenge_start(
             actor=cast(User, request.user),
@@ -127,7 +140,7 @@ def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.VerificationError as exc:
         messages.error(request, exc.message)
-    return redirect("validation:detail", pk=pk)
+    return _after_action(request, pk)
 
 
 @require_POST
@@ -138,7 +151,7 @@ def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse
     form = CodeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
-        return redirect("validation:detail", pk=pk)
+        return _after_action(request, pk)
     try:
         right = services.sms_code_check(
             actor=cast(User, request.user), challenge=challenge, code=form.cleaned_data["code"], request=request
@@ -147,7 +160,7 @@ def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse
         messages.error(request, exc.message)
     else:
         _report_answer(request, right)
-    return redirect("validation:detail", pk=pk)
+    return _after_action(request, pk)
 
 
 @require_POST
@@ -157,7 +170,7 @@ def totp_check(request: HttpRequest, pk: int) -> HttpResponse:
     form = CodeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
-        return redirect("validation:detail", pk=pk)
+        return _after_action(request, pk)
     try:
         right = services.totp_check(
             actor=cast(User, request.user), verification=verification, code=form.cleaned_data["code"], request=request
@@ -166,7 +179,7 @@ def totp_check(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         _report_answer(request, right)
-    return redirect("validation:detail", pk=pk)
+    return _after_action(request, pk)
 
 
 def _report_answer(request: HttpRequest, right: bool) -> None:
@@ -186,4 +199,4 @@ def verification_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Verification cancelled.")
-    return redirect("validation:detail", pk=pk)
+    return _after_action(request, pk)
