@@ -328,3 +328,12 @@ def test_enrolment_link_request_and_wrong_codes_are_recorded(technician, person,
     assert not services.enrollment_confirm(token=token, code="000000")
     wrong = SecurityEvent.objects.get(event_type="verification.enrollment_wrong_code")
     assert wrong.actor_kind == "end_user" and wrong.details == {"attempts": 1}
+
+
+def test_code_check_before_the_text_left_costs_nothing(technician, person):
+    verification = start(technician, person, Action.OTHER)
+    challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    with pytest.raises(VerificationError, match="still being sent"):
+        services.sms_code_check(actor=technician, challenge=challenge, code="123456")
+    challenge.refresh_from_db()
+    assert challenge.attempts == 0 and not PersonVerificationState.objects.filter(person=person).exists()
