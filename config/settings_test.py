@@ -13,13 +13,19 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
 os.environ.setdefault("TWILIO_AUTH_TOKEN", "test-auth-token")
 os.environ.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
+# Nothing in the suite may reach api.twilio.com: a test that sends without the fake Twilio
+# API (tests/fakes/twilio_api.py) or the outbox finds a closed local port instead.
+os.environ.setdefault("TWILIO_API_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("PORTAL_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
+from config.env import env_bool  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = True
+# Unit tests run tasks eagerly; the Celery integration tests start their worker with
+# CELERY_TASK_ALWAYS_EAGER=false so it really consumes from the broker.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
 # Tests speak plain HTTP to the test client and live server.
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False

@@ -1,6 +1,13 @@
-import pytest
+import os
+from urllib.parse import urlencode
 
+import pytest
+from django.urls import reverse
+
+from config import celery_app
+from tests.fakes.twilio_api import FakeTwilioApi, twilio_signature
 from tests.validation.factories import OrganizationFactory, PersonFactory, technician_for
+from validation.channels import sms
 
 
 @pytest.fixture
@@ -22,3 +29,59 @@ def person(org):
 @pytest.fixture
 def technician(org):
     return technician_for(org)
+
+
+@pytest.fixture
+def fake_twilio(settings, monkeypatch):
+    """Texts go through the real twilio client to a fake of Twilio's API on 127.0.0.1."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"])))
+    api = FakeTwilioApi(account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN).start()
+    settings.TWILIO_API_BASE_URL = api.base_url
+    settings.SMS_DEV_OUTBOX = False
+    sms._client.cache_clear()
+    yield api
+    api.stop()
+    sms._client.cache_clear()
+
+
+@pytest.fixture
+def eager_retries():
+    """Let eager tasks retry. With task_eager_propagates on, Celery raises the task's
+    Retry out of ``delay()``; with it off, ``apply()`` runs the retry at once (no
+    countdown sleep), as many times as the task's own policy allows. Exceptions other
+    than Retry are then caught by Celery and logged, so assert on the outcome."""
+    propagates = celery_app.conf.task_eager_propagates
+    celery_app.conf.task_eager_propagates = False
+    yield
+    celery_app.conf.task_eager_propagates = propagates
+
+
+@pytest.fixture
+def status_callback_url(settings):
+    """The URL Twilio is given, and signs, for delivery receipts."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("validation:twilio_status")
+
+
+@pytest.fixture
+def post_status(client, settings, status_callback_url):
+    """POST a status callback the way Twilio does. ``signature``: "valid" (computed by
+    twilio's RequestValidator with the test auth token, or ``token``), None for no header,
+    or the header's literal value. ``form``: a mapping or a list of (name, value) pairs."""
+
+    def post(form, *, signature="valid", token=None, signed_url=None):
+        pairs = list(form.items()) if hasattr(form, "items") else list(form)
+        headers = {}
+        if signature == "valid":
+            secret = token or settings.TWILIO_AUTH_TOKEN
+            headers["X-Twilio-Signature"] = twilio_signature(signed_url or status_callback_url, pairs, secret)
+        elif signature is not None:
+            headers["X-Twilio-Signature"] = signature
+        return client.post(
+            reverse("validation:twilio_status"),
+            data=urlencode(pairs),
+            content_type="application/x-www-form-urlencoded",
+            headers=headers,
+        )
+
+    return post

@@ -1,7 +1,8 @@
 """SMS delivery: Twilio's REST API, or the development outbox when Twilio is not configured.
 
-The one module that imports ``twilio``. Set TWILIO_API_BASE_URL to send the same requests
-to another host (the tests' fake Twilio API, a regional edge or a proxy).
+The one module that imports ``twilio``: sending texts, and checking the signature of
+Twilio's webhooks. Set TWILIO_API_BASE_URL to send the same requests to another host (the
+tests' fake Twilio API, a regional edge or a proxy).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.http import HttpRequest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from validation.channels.base import SendError
@@ -93,3 +96,16 @@ def _outbox_send(*, to: str, body: str) -> str:
     OutboxMessage.objects.create(to=to, body=body, provider_message_id=message_id)
     logger.info("SMS to the development outbox (open /dev/outbox/ to read it as the phone)")
     return message_id
+
+
+def twilio_signature_valid(request: HttpRequest) -> bool:
+    """Whether a webhook carries Twilio's X-Twilio-Signature for this request.
+
+    Twilio signs the URL it was given (PUBLIC_BASE_URL + path, query included), not the
+    Host the request arrived with behind a proxy, so the URL is rebuilt from settings.
+    """
+    signature = request.headers.get("X-Twilio-Signature")
+    if not signature or settings.SMS_DEV_OUTBOX or not settings.TWILIO_AUTH_TOKEN:
+        return False
+    url = str(settings.PUBLIC_BASE_URL).rstrip("/") + request.get_full_path()
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)

@@ -1,7 +1,109 @@
-"""Scaffolding: replaced by the real views."""
+"""Twilio's message status callbacks: signature first, then one service call.
 
-from django.http import Http404
+Twilio does not retry a status callback that got a 2xx, so a well-formed signed callback
+for a message we do not know still gets 200. Nothing here logs or records the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import wraps
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from audit.events import EventType
+from audit.recorder import security_event_record
+from validation import services
+from validation.channels.sms import twilio_signature_valid
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_SID = re.compile(r"SM[0-9a-f]{32}")
+ERROR_CODE = re.compile(r"[0-9]{1,10}")
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
+MESSAGE_STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "canceled",
+        "queued",
+        "sending",
+        "sent",
+        "failed",
+        "delivered",
+        "undelivered",
+        "receiving",
+        "received",
+        "read",
+        "partially_delivered",
+    }
+)
 
 
-def twilio_status(request, *args, **kwargs):
-    raise Http404
+class BadCallback(ValueError):
+    """A signed callback whose fields are not what Twilio sends; the message says which."""
+
+
+def _single(post: QueryDict, name: str, *, required: bool) -> str:
+    values = post.getlist(name)
+    if len(values) > 1:
+        raise BadCallback(f"{name}: given more than once.")
+    if not values or not values[0]:
+        if required:
+            raise BadCallback(f"{name}: missing.")
+        return ""
+    return values[0]
+
+
+def status_callback_fields(post: QueryDict) -> dict[str, str]:
+    """The arguments of ``challenge_delivery_update`` from a callback's form. Raises BadCallback."""
+    message_id = _single(post, "MessageSid", required=True)
+    if not MESSAGE_SID.fullmatch(message_id):
+        raise BadCallback("MessageSid: expected SM followed by 32 lowercase hexadecimal digits.")
+    message_status = _single(post, "MessageStatus", required=True)
+    if message_status not in MESSAGE_STATUSES:
+        raise BadCallback("MessageStatus: not a Twilio message status.")
+    error_code = _single(post, "ErrorCode", required=False)
+    if error_code and not ERROR_CODE.fullmatch(error_code):
+        raise BadCallback("ErrorCode: expected a Twilio error code (1 to 10 digits).")
+    return {"message_id": message_id, "message_status": message_status, "error_code": error_code}
+
+
+def twilio_configured(view):
+    """404 in development outbox mode: with no Twilio account there is nothing to call back."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if settings.SMS_DEV_OUTBOX:
+            raise Http404("Twilio is not configured.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@csrf_exempt
+@twilio_configured
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    """Delivery receipt for a text: sent, delivered, undelivered, failed."""
+    if not twilio_signature_valid(request):
+        security_event_record(
+            event_type=EventType.VERIFICATION_WEBHOOK_REJECTED,
+            request=request,
+            details={
+                "webhook": "twilio_status",
+                "reason": "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature",
+            },
+        )
+        return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
+    try:
+        fields = status_callback_fields(request.POST)
+    except BadCallback as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    if not services.challenge_delivery_update(**fields):
+        logger.info("Twilio status callback for an unknown message %s", fields["message_id"])
+    return HttpResponse(content_type="text/plain")

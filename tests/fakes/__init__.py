@@ -1,0 +1,1 @@
+"""Fakes of outside services, reached through the production code's own clients."""
