@@ -15,6 +15,7 @@ from audit.events import EventType
 from audit.recorder import security_event_record
 
 LOGIN_AT_KEY = "portal_login_at"
+LAST_SEEN_KEY = "portal_last_seen"
 
 # Paths a signed-in user without an authenticator may still open: enrolment, logout,
 # email verification and static files. Everything else sends them to enrol.
@@ -28,9 +29,11 @@ _ENROLMENT_PREFIXES = (
 
 
 class SessionLimitMiddleware:
-    """Ends a session 12 hours (SESSION_ABSOLUTE_LIMIT) after sign-in, however active.
+    """Ends a session 12 hours (SESSION_ABSOLUTE_LIMIT) after sign-in, however active, and
+    after SESSION_COOKIE_AGE without a request.
 
-    The idle limit is the session cookie age, renewed on every request.
+    The idle limit is checked here from the session's own last-seen time, not left to the
+    cookie's age or the session store's expiry alone (a cache keeps entries by its own clock).
     """
 
     def __init__(self, get_response):
@@ -39,16 +42,30 @@ class SessionLimitMiddleware:
     def __call__(self, request):
         user = request.user
         if user.is_authenticated:
+            now = timezone.now()
             started = request.session.get(LOGIN_AT_KEY)
+            last_seen = request.session.get(LAST_SEEN_KEY)
             if started is None:
-                request.session[LOGIN_AT_KEY] = timezone.now().isoformat()
-            elif timezone.now() - datetime.fromisoformat(started) >= settings.SESSION_ABSOLUTE_LIMIT:
-                security_event_record(
-                    event_type=EventType.AUTH_SESSION_EXPIRED, actor=user, target=user, request=request
-                )
-                logout(request)
-                return redirect(f"{reverse('account_login')}?next={request.path}")
+                request.session[LOGIN_AT_KEY] = now.isoformat()
+            elif now - datetime.fromisoformat(started) >= settings.SESSION_ABSOLUTE_LIMIT:
+                return self._end(request, user, "absolute")
+            if last_seen is not None and (now - datetime.fromisoformat(last_seen)).total_seconds() >= (
+                settings.SESSION_COOKIE_AGE
+            ):
+                return self._end(request, user, "idle")
+            request.session[LAST_SEEN_KEY] = now.isoformat()
         return self.get_response(request)
+
+    def _end(self, request, user, limit: str):
+        security_event_record(
+            event_type=EventType.AUTH_SESSION_EXPIRED,
+            actor=user,
+            target=user,
+            request=request,
+            details={"limit": limit},
+        )
+        logout(request)
+        return redirect(f"{reverse('account_login')}?next={request.path}")
 
 
 class RequireStaffMFAMiddleware:

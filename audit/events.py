@@ -15,7 +15,7 @@ class EventType(models.TextChoices):
     AUTH_PASSWORD_CHANGED = "auth.password_changed", "Password changed"
     AUTH_PASSWORD_RESET = "auth.password_reset", "Password reset by e-mail"
     AUTH_STAFF_CREATED = "auth.staff_created", "Staff account created"
-    AUTH_SESSION_EXPIRED = "auth.session_expired", "Session reached its absolute limit"
+    AUTH_SESSION_EXPIRED = "auth.session_expired", "Session reached its idle or absolute limit"
     AUTH_STAFF_CHANGED = "auth.staff_changed", "Staff account's flags, groups or permissions changed"
 
     DIRECTORY_ORGANIZATION_CREATED = "directory.organization_created", "Organisation created"

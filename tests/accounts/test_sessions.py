@@ -65,3 +65,15 @@ def test_production_cookie_flags(settings):
         [sys.executable, "-c", "import django; django.setup();" + code], env=env, capture_output=True, text=True
     )
     assert out.stdout.split() == ["True", "True", "True", "__Host-sessionid"], out.stderr
+
+
+def test_idle_limit_is_enforced_from_the_session_itself_and_recorded(client):
+    """Whatever the session store's own expiry (a cache keeps entries by its own clock)."""
+    user = UserFactory(mfa=True)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.force_login(user)
+        assert client.get("/").status_code == 200
+        clock.shift(timedelta(minutes=30))
+        assert client.get("/").status_code == 302
+    event = SecurityEvent.objects.get(event_type="auth.session_expired")
+    assert event.details == {"limit": "idle"} and event.actor_id == user.pk
