@@ -16,7 +16,9 @@ def challenge_send(self, challenge_id: int) -> None:
         services.challenge_dispatch(challenge_id=challenge_id)
     except SendError as exc:
         if self.request.retries >= SEND_RETRIES:
-            services.challenge_send_failed(challenge_id=challenge_id, reason=f"{exc.reason} (gave up after retries)")
+            services.challenge_send_failed(
+                challenge_id=challenge_id, reason=f"{exc.reason}; gave up after {SEND_RETRIES} retries", code=exc.code
+            )
             return
         raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
 

@@ -135,6 +135,7 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: list[RecordedRequest] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    next_sids: list[str] = field(default_factory=list)
     callbacks: list[CallbackResult] = field(default_factory=list)
     callback_threads: list[threading.Thread] = field(default_factory=list)
 
@@ -220,6 +221,11 @@ class FakeTwilioApi:
         with self._state.lock:
             self._state.failures.extend([failure] * count)
 
+    def use_sid_next(self, sid: str) -> None:
+        """Give the next created message this sid (to post its callback before it exists)."""
+        with self._state.lock:
+            self._state.next_sids.append(sid)
+
     def wait_for_callbacks(self, count: int, *, timeout: float = 10) -> list[CallbackResult]:
         deadline = time.monotonic() + timeout
         while len(self.callbacks) < count and time.monotonic() < deadline:
@@ -295,7 +301,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, _error_json(400, 21603, ERROR_MESSAGES[21603])
         if not one.get("Body"):
             return 400, _error_json(400, 21602, ERROR_MESSAGES[21602])
-        return 201, _message_json(state.account_sid, one)
+        with state.lock:
+            sid = state.next_sids.pop(0) if state.next_sids else "SM" + secrets.token_hex(16)
+        return 201, _message_json(state.account_sid, one, sid)
 
     def _reply(self, status: int, payload: dict) -> None:
         body = json.dumps(_public(payload)).encode()
@@ -316,8 +324,7 @@ def _public(payload: dict) -> dict:
     return {k: v for k, v in payload.items() if k != "status_callback"}
 
 
-def _message_json(account_sid: str, form: dict[str, str]) -> dict:
-    sid = "SM" + secrets.token_hex(16)
+def _message_json(account_sid: str, form: dict[str, str], sid: str) -> dict:
     now = formatdate(usegmt=True)
     service = form.get("MessagingServiceSid")
     return {

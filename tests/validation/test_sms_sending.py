@@ -126,7 +126,9 @@ def test_transient_errors_exhausted_fail_the_challenge_without_counting(fake_twi
 
     assert [r.response_status for r in fake_twilio.requests] == [503] * (SEND_RETRIES + 1)
     assert challenge.status == Challenge.Status.FAILED
-    assert challenge.failure_reason.endswith("(gave up after retries)")
+    assert (
+        challenge.failure_reason == "Twilio is temporarily unavailable (HTTP 503, error 20503); gave up after 5 retries"
+    )
     assert challenge.provider_message_id == ""
     [event] = events("verification.challenge_send_failed")
     assert event.details["reason"] == challenge.failure_reason
@@ -154,7 +156,7 @@ def test_a_refused_account_is_permanent(fake_twilio, send_code, person, settings
     [refused] = fake_twilio.requests
     assert refused.response_status == 401
     assert challenge.status == Challenge.Status.FAILED
-    assert challenge.failure_reason == "Twilio refused the message (error 20003)"
+    assert challenge.failure_reason.startswith("Twilio refused the portal's credentials")
     assert_no_failure_counted(person, challenge)
 
 
@@ -171,7 +173,7 @@ def test_twilio_unreachable_throughout_fails_after_the_retries(fake_twilio, send
     challenge = send_code()
 
     assert challenge.status == Challenge.Status.FAILED
-    assert challenge.failure_reason == "Twilio could not be reached (gave up after retries)"
+    assert challenge.failure_reason == "Twilio could not be reached; gave up after 5 retries"
     assert len(events("verification.challenge_send_failed")) == 1
     assert_no_failure_counted(person, challenge)
 

@@ -4,6 +4,7 @@ PUBLIC_BASE_URL, and applied to the challenge only when the signature and fields
 import logging
 
 import pytest
+from django.core.cache import cache
 from django.db import transaction
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
@@ -109,6 +110,25 @@ def test_an_answered_challenge_keeps_its_answer(sent, post_status, technician, f
     assert post_status(callback(sent, "undelivered", ErrorCode="30003")).status_code == 200
     sent.refresh_from_db()
     assert sent.status == Challenge.Status.APPROVED
+
+
+def test_a_receipt_that_arrives_before_the_message_id_is_saved_is_applied_then(
+    fake_twilio, technician, person, post_status, django_capture_on_commit_callbacks
+):
+    """Twilio may call back before the worker's second transaction commits; it never
+    sends that callback again, so the receipt is kept and applied when the id is saved."""
+    early_sid = "SM" + "fedcba9876543210" * 2
+    fake_twilio.use_sid_next(early_sid)
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-3002"
+    )
+    response = post_status({"MessageSid": early_sid, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32})
+    assert response.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    challenge.refresh_from_db()
+    assert challenge.provider_message_id == early_sid
+    assert challenge.status == Challenge.Status.DELIVERED
 
 
 def test_unknown_message_gets_200_and_changes_nothing(sent, post_status):
@@ -339,6 +359,7 @@ def test_any_post_gives_a_clear_4xx_or_a_valid_change_never_a_5xx(sent, post_sta
         "other-url": {"signed_url": "http://testserver/webhooks/twilio/status/"},
     }.get(signature, {"signature": signature})
 
+    cache.clear()  # each example starts below the cap on recorded rejections
     with transaction.atomic():
         before = state(sent)
         rejected_before = len(events("verification.webhook_rejected"))
@@ -360,3 +381,11 @@ def test_any_post_gives_a_clear_4xx_or_a_valid_change_never_a_5xx(sent, post_sta
         assert after[4] == before[4] + 1  # the live view's version
     else:
         assert after == before
+
+
+def test_a_flood_of_bad_signatures_records_a_bounded_number_of_events(sent, post_status):
+    from validation.views.webhooks import REJECTIONS_RECORDED_PER_MINUTE
+
+    for _ in range(REJECTIONS_RECORDED_PER_MINUTE + 15):
+        assert post_status(callback(sent, "delivered"), signature="forged").status_code == 403
+    assert len(events("verification.webhook_rejected")) == REJECTIONS_RECORDED_PER_MINUTE

@@ -77,16 +77,27 @@ def sms_send(*, to: str, body: str, status_callback: str) -> str:
     try:
         message = _client().messages.create(to=to, body=body, status_callback=status_callback, **sender)
     except TwilioRestException as exc:
-        permanent = exc.code in PERMANENT_ERRORS or (
-            exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
-        )
-        reason = PERMANENT_ERRORS.get(exc.code or 0, f"Twilio refused the message (error {exc.code or exc.status})")
-        logger.warning("Twilio refused a message: status=%s code=%s permanent=%s", exc.status, exc.code, permanent)
-        raise SendError(reason, permanent=permanent, code=str(exc.code or exc.status or "")) from None
+        raise _send_error(exc.status, exc.code) from None
     except (TwilioException, OSError) as exc:
         logger.warning("Twilio unreachable: %s", type(exc).__name__)
         raise SendError("Twilio could not be reached", permanent=False) from None
     return message.sid
+
+
+def _send_error(status: int | None, code: int | None) -> SendError:
+    """Twilio's refusal as a SendError: 429 and 5xx are transient, other 4xx permanent."""
+    transient = status is None or status == 429 or status >= 500
+    if code in PERMANENT_ERRORS:
+        reason, transient = PERMANENT_ERRORS[code], False
+    elif status in (401, 403):
+        reason = "Twilio refused the portal's credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        logger.error("Twilio refused the credentials (HTTP %s, error %s)", status, code)
+    elif transient:
+        reason = f"Twilio is temporarily unavailable (HTTP {status}, error {code})"
+    else:
+        reason = f"Twilio refused the message (error {code or status})"
+    logger.warning("Twilio refused a message: status=%s code=%s transient=%s", status, code, transient)
+    return SendError(reason, permanent=not transient, code=str(code or status or ""))
 
 
 def _outbox_send(*, to: str, body: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -149,11 +150,25 @@ def challenge_dispatch(*, challenge_id: int) -> None:
         )
         if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
             Challenge.objects.filter(pk=challenge_id).update(provider_message_id=message_id)
-            return
-        bump(challenge.request_id)
-        record(
-            EventType.VERIFICATION_CHALLENGE_SENT, challenge.request, challenge=challenge_id, method=challenge.method
-        )
+        else:
+            bump(challenge.request_id)
+            record(
+                EventType.VERIFICATION_CHALLENGE_SENT,
+                challenge.request,
+                challenge=challenge_id,
+                method=challenge.method,
+            )
+    early = cache.get(_early_receipt_key(message_id))
+    if early is not None:
+        cache.delete(_early_receipt_key(message_id))
+        challenge_delivery_update(message_id=message_id, message_status=early[0], error_code=early[1])
+
+
+EARLY_RECEIPT_SECONDS = 600
+
+
+def _early_receipt_key(message_id: str) -> str:
+    return f"validation:early-receipt:{message_id}"
 
 
 @transaction.atomic
@@ -188,6 +203,10 @@ def challenge_delivery_update(*, message_id: str, message_status: str, error_cod
         .first()
     )
     if challenge is None:
+        if message_status in ("delivered", "undelivered", "failed"):
+            # Twilio can call back before the worker has saved the message id: keep the
+            # receipt for challenge_dispatch to apply (Twilio does not send it again).
+            cache.set(_early_receipt_key(message_id), (message_status, error_code), EARLY_RECEIPT_SECONDS)
         return False
     now = timezone.now()
     if message_status == "delivered" and challenge.status in (Challenge.Status.SENT, Challenge.Status.UNDELIVERED):

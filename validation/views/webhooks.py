@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from functools import wraps
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from audit.events import EventType
-from audit.recorder import security_event_record
+from audit.recorder import security_event_record, source_ip_for
 from validation import services
 from validation.channels.sms import twilio_signature_valid
 
@@ -91,14 +93,8 @@ def twilio_configured(view):
 def twilio_status(request: HttpRequest) -> HttpResponse:
     """Delivery receipt for a text: sent, delivered, undelivered, failed."""
     if not twilio_signature_valid(request):
-        security_event_record(
-            event_type=EventType.VERIFICATION_WEBHOOK_REJECTED,
-            request=request,
-            details={
-                "webhook": "twilio_status",
-                "reason": "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature",
-            },
-        )
+        reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
+        _record_rejection(request, reason)
         return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
     try:
         fields = status_callback_fields(request.POST)
@@ -107,3 +103,26 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if not services.challenge_delivery_update(**fields):
         logger.info("Twilio status callback for an unknown message %s", fields["message_id"])
     return HttpResponse(content_type="text/plain")
+
+
+REJECTIONS_RECORDED_PER_MINUTE = 20
+
+
+def _record_rejection(request: HttpRequest, reason: str) -> None:
+    """A security event per refused webhook, at most REJECTIONS_RECORDED_PER_MINUTE per
+    source address: the endpoint is public, and a flood must not flood the audit log."""
+    minute = int(time.time() // 60)
+    key = f"validation:webhook-rejected:{source_ip_for(request)}:{minute}"
+    cache.add(key, 0, 120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        count = 1
+    if count <= REJECTIONS_RECORDED_PER_MINUTE:
+        security_event_record(
+            event_type=EventType.VERIFICATION_WEBHOOK_REJECTED,
+            request=request,
+            details={"webhook": "twilio_status", "reason": reason},
+        )
+    elif count == REJECTIONS_RECORDED_PER_MINUTE + 1:
+        logger.warning("More than %s refused Twilio webhooks this minute from one address", count - 1)
