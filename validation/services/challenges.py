@@ -298,6 +298,7 @@ def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: Htt
         verification = _locked_open_request(challenge.request, actor)
         if challenge.method != Method.SMS_CODE:
             raise VerificationError("This challenge does not take a code.")
+        challenge.refresh_from_db(fields=["status"])
         if challenge.status == Challenge.Status.QUEUED:
             # Nothing was sent yet: a guess now is no answer, and must not cost an attempt.
             raise VerificationError("The code is still being sent; wait until it shows as sent.")

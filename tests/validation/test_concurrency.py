@@ -1,0 +1,101 @@
+"""Limits that must hold under concurrent requests, with real transactions (PostgreSQL in CI)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from accounts.models import Role
+from tests.accounts.factories import OrganizationFactory, PersonFactory, UserFactory
+from tests.validation.factories import AuthenticatorFactory
+from tests.validation.helpers import code_in, last_text, totp_code
+from validation import services
+from validation.models import Action, Challenge, Method, PersonVerificationState
+from validation.services import VerificationError
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CALLERS = 32
+
+
+def all_at_once(work, count=CALLERS):
+    """Run ``work()`` in ``count`` threads released together; each thread closes its connection."""
+    barrier = threading.Barrier(count)
+
+    def one(_):
+        barrier.wait()
+        try:
+            return work()
+        except VerificationError:
+            return "refused"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+@pytest.fixture
+def setup(settings):
+    settings.SMS_DEV_OUTBOX = True
+    org = OrganizationFactory()
+    person = PersonFactory(organization=org)
+    technician = UserFactory(roles=[Role.TECHNICIAN], organizations=[org])
+    return technician, person
+
+
+def test_32_concurrent_wrong_codes_use_at_most_5_attempts(setup):
+    technician, person = setup
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-1"
+    )
+    challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    code = code_in(last_text(person.phone))
+    wrong = str((int(code) + 1) % 10**6).zfill(6)
+
+    results = all_at_once(lambda: services.sms_code_check(actor=technician, challenge=challenge, code=wrong))
+
+    challenge.refresh_from_db()
+    assert challenge.attempts == 5 and challenge.status == Challenge.Status.FAILED
+    assert results.count(False) == 5 and results.count("refused") == CALLERS - 5
+    assert PersonVerificationState.objects.get(person=person).consecutive_failures == 5
+
+
+def test_a_verification_is_consumed_once_under_concurrent_use(setup):
+    technician, person = setup
+    authenticator = AuthenticatorFactory(person=person)
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.PASSWORD_RESET, ticket_reference="INC-2"
+    )
+    assert services.totp_check(actor=technician, verification=verification, code=totp_code(authenticator.raw_key))
+
+    results = all_at_once(
+        lambda: services.verification_consume(
+            actor=technician, verification=verification, person=person, action=Action.PASSWORD_RESET
+        ),
+        count=8,
+    )
+
+    assert sum(r != "refused" for r in results) == 1
+
+
+def test_one_totp_code_given_twice_at_once_is_accepted_once(setup):
+    technician, person = setup
+    authenticator = AuthenticatorFactory(person=person)
+    requests = [
+        services.verification_request_create(
+            actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
+        )
+        for n in range(2)
+    ]
+    code = totp_code(authenticator.raw_key)
+    turn = iter(requests)
+    lock = threading.Lock()
+
+    def check():
+        with lock:
+            verification = next(turn)
+        return services.totp_check(actor=technician, verification=verification, code=code)
+
+    results = all_at_once(check, count=2)
+    assert sorted(results, key=str) == [False, True]
