@@ -46,7 +46,9 @@ class ScopedAdmin(admin.ModelAdmin):
         return obj
 
 
-class ReadOnlyAdmin(ScopedAdmin):
+class NoWritesMixin:
+    """Rows that change only through services: the admin shows them, never edits them."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -55,6 +57,10 @@ class ReadOnlyAdmin(ScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(NoWritesMixin, ScopedAdmin):
+    pass
 
 
 # --- Policies -----------------------------------------------------------------------------
@@ -147,22 +153,13 @@ CHALLENGE_FIELDS = (
 )
 
 
-class ChallengeInline(admin.TabularInline):
+class ChallengeInline(NoWritesMixin, admin.TabularInline):
     model = Challenge
     fields = CHALLENGE_FIELDS
     readonly_fields = CHALLENGE_FIELDS
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(VerificationRequest)

@@ -7,6 +7,7 @@ technician who started it may act on it, which the services enforce and these vi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from django.contrib import messages
@@ -148,37 +149,40 @@ def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
 def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse:
     verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
     challenge = selectors.challenge_get_for_verification(verification=verification, pk=challenge_pk)
-    form = CodeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _after_action(request, pk)
-    try:
-        right = services.sms_code_check(
-            actor=cast(User, request.user), challenge=challenge, code=form.cleaned_data["code"], request=request
-        )
-    except services.VerificationError as exc:
-        messages.error(request, exc.message)
-    else:
-        _report_answer(request, right)
-    return _after_action(request, pk)
+    return _check_code(
+        request,
+        pk,
+        lambda code: services.sms_code_check(
+            actor=cast(User, request.user), challenge=challenge, code=code, request=request
+        ),
+    )
 
 
 @require_POST
 @login_required
 def totp_check(request: HttpRequest, pk: int) -> HttpResponse:
     verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    return _check_code(
+        request,
+        pk,
+        lambda code: services.totp_check(
+            actor=cast(User, request.user), verification=verification, code=code, request=request
+        ),
+    )
+
+
+def _check_code(request: HttpRequest, pk: int, check: Callable[[str], bool]) -> HttpResponse:
+    """A code the technician typed: a malformed one changes nothing; the service counts the rest."""
     form = CodeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
-        return _after_action(request, pk)
-    try:
-        right = services.totp_check(
-            actor=cast(User, request.user), verification=verification, code=form.cleaned_data["code"], request=request
-        )
-    except services.VerificationError as exc:
-        messages.error(request, exc.message)
     else:
-        _report_answer(request, right)
+        try:
+            right = check(form.cleaned_data["code"])
+        except services.VerificationError as exc:
+            messages.error(request, exc.message)
+        else:
+            _report_answer(request, right)
     return _after_action(request, pk)
 
 
