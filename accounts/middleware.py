@@ -30,7 +30,7 @@ _ENROLMENT_PREFIXES = (
 
 class SessionLimitMiddleware:
     """Ends a session 12 hours (SESSION_ABSOLUTE_LIMIT) after sign-in, however active, and
-    after SESSION_COOKIE_AGE without a request.
+    after SESSION_IDLE_LIMIT without a request.
 
     The idle limit is checked here from the session's own last-seen time, not left to the
     cookie's age or the session store's expiry alone (a cache keeps entries by its own clock).
@@ -49,9 +49,7 @@ class SessionLimitMiddleware:
                 request.session[LOGIN_AT_KEY] = now.isoformat()
             elif now - datetime.fromisoformat(started) >= settings.SESSION_ABSOLUTE_LIMIT:
                 return self._end(request, user, "absolute")
-            if last_seen is not None and (now - datetime.fromisoformat(last_seen)).total_seconds() >= (
-                settings.SESSION_COOKIE_AGE
-            ):
+            if last_seen is not None and now - datetime.fromisoformat(last_seen) >= settings.SESSION_IDLE_LIMIT:
                 return self._end(request, user, "idle")
             request.session[LAST_SEEN_KEY] = now.isoformat()
         return self.get_response(request)
@@ -69,13 +67,34 @@ class SessionLimitMiddleware:
 
 
 class RequireStaffMFAMiddleware:
-    """Every staff user must have an authenticator before any page (admin included) opens."""
+    """Every staff user must have an authenticator before any page (admin included) opens.
+
+    The answer is kept in the session for MFA_CHECK_SECONDS, so a page that polls every
+    second does not ask the database each time; removing the last authenticator is
+    noticed within that time (and allauth asks for re-authentication to remove one).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         user = request.user
-        if user.is_authenticated and not request.path.startswith(_ENROLMENT_PREFIXES) and not is_mfa_enabled(user):
+        if user.is_authenticated and not request.path.startswith(_ENROLMENT_PREFIXES) and not _has_mfa(request):
             return redirect("mfa_activate_totp")
         return self.get_response(request)
+
+
+MFA_CHECK_KEY = "portal_mfa_checked"
+MFA_CHECK_SECONDS = 60
+
+
+def _has_mfa(request) -> bool:
+    now = timezone.now().timestamp()
+    checked = request.session.get(MFA_CHECK_KEY)
+    if isinstance(checked, float) and 0 <= now - checked < MFA_CHECK_SECONDS:
+        return True
+    if not is_mfa_enabled(request.user):
+        request.session.pop(MFA_CHECK_KEY, None)
+        return False
+    request.session[MFA_CHECK_KEY] = now
+    return True

@@ -199,8 +199,11 @@ MFA_PASSKEY_LOGIN_ENABLED = False
 # Sessions live in the cache (Redis in production, the shared file cache in development):
 # every request renews the idle limit, which must not cost a database write.
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-# Idle limit: the cookie lives 30 minutes and every request renews it.
-SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30, minimum=5, maximum=240) * 60
+# Idle limit (accounts.middleware.SessionLimitMiddleware): 30 minutes without a request.
+SESSION_IDLE_LIMIT = timedelta(minutes=env_int("SESSION_IDLE_MINUTES", 30, minimum=5, maximum=240))
+# The store keeps a session a little longer than the idle limit, so the middleware sees
+# it end (and records that) instead of finding it silently gone.
+SESSION_COOKIE_AGE = int(SESSION_IDLE_LIMIT.total_seconds()) + 300
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Absolute limit, enforced by accounts.middleware.SessionLimitMiddleware.

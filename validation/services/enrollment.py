@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Person, User
+from accounts.selectors import user_works_on
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
 from validation import crypto, links, params
@@ -40,7 +41,7 @@ def _event(event_type: EventType, person: Person, *, actor=None, end_user=False,
 def enrollment_start(*, actor: User, person: Person, request: HttpRequest | None = None) -> PersonAuthenticator:
     """Send the person a one-time link to enrol an authenticator. An enrolled one keeps
     working until the new one is confirmed."""
-    if not (actor.is_superuser or actor.has_perm("accounts.work_on_organization", person.organization)):
+    if not user_works_on(user=actor, organization=person.organization):
         raise VerificationError("You are not assigned to this person's organisation.")
     reason = phone_unavailable_reason(person)
     if reason:

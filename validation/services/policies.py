@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Organization, Role, User
+from accounts.selectors import user_works_on
 from audit.events import EventType
 from audit.recorder import security_event_record
 from validation.models import Action, VerificationPolicy
@@ -21,7 +22,7 @@ def may_edit_policies(user: User, organization: Organization) -> bool:
         return False
     if user.is_superuser:
         return True
-    return user.has_role(Role.ORG_ADMIN) and user.has_perm("accounts.work_on_organization", organization)
+    return user.has_role(Role.ORG_ADMIN) and user_works_on(user=user, organization=organization)
 
 
 def policy_for(*, organization: Organization, action: str) -> VerificationPolicy:

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Person, Role, User
+from accounts.selectors import user_works_on
 from audit.events import EventType
 from validation import params
 from validation.models import Action, Challenge, PersonVerificationState, VerificationRequest
@@ -22,12 +23,7 @@ TICKET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9#._/:-]{0,63}$")
 
 
 def _may_work_on(user: User, person: Person) -> bool:
-    return user.is_active and (user.is_superuser or user.has_perm("accounts.work_on_organization", person.organization))
-
-
-def may_verify(user: User, person: Person) -> bool:
-    """Technicians assigned to the person's organisation (and superusers) verify callers."""
-    return _may_work_on(user, person) and (user.is_superuser or user.has_role(Role.TECHNICIAN))
+    return user_works_on(user=user, organization=person.organization)
 
 
 def person_lock_reason(person: Person) -> str | None:
@@ -44,7 +40,7 @@ def verification_request_create(
     """Start verifying a caller who claims to be ``person`` and asks for ``action``."""
     if not _may_work_on(actor, person):
         raise VerificationError("You are not assigned to this person's organisation.")
-    if not may_verify(actor, person):
+    if not (actor.is_superuser or actor.has_role(Role.TECHNICIAN)):
         raise VerificationError("Only technicians verify callers.")
     if action not in Action.values:
         raise VerificationError("Choose what the caller is asking for.")
