@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import BigIntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, StrIndex
 from django.db.models.lookups import GreaterThan
@@ -27,13 +28,13 @@ def _assigned_organization_ids(user: User) -> QuerySet:
     user object permissions (assignment is always per user: organization_assign_staff).
     One plain subquery, cheaper to build and run than guardian's general lookup, which
     every scoped page pays."""
+    organization_type = ContentType.objects.get_for_model(Organization)  # cached by Django
     return (
         UserObjectPermission.objects.filter(
             user=user,
+            content_type=organization_type,
             permission__codename=ORG_CODENAME,
-            permission__content_type__app_label="accounts",
-            content_type__app_label="accounts",
-            content_type__model="organization",
+            permission__content_type=organization_type,
         )
         .annotate(organization_id=Cast("object_pk", BigIntegerField()))
         .values("organization_id")

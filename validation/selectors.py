@@ -65,6 +65,15 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
         raise Http404("No such verification") from None
 
 
+def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:
+    """The bare request row (no related rows), for an action the services then load and
+    lock themselves; Http404 like ``verification_get_for_user``."""
+    try:
+        return verification_list_for_user(user=user).get(pk=pk)
+    except VerificationRequest.DoesNotExist:
+        raise Http404("No such verification") from None
+
+
 def verification_version_for_user(*, user: User, pk: int) -> int:
     """The request's version, in one scoped query: the live view's "anything new?" check."""
     version = verification_list_for_user(user=user).filter(pk=pk).values_list("version", flat=True).first()

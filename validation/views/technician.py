@@ -127,7 +127,7 @@ def _after_action(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
-    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    verification = selectors.verification_scoped_for_user(user=cast(User, request.user), pk=pk)
     form = ChallengeSendForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a method that sends a message to the person.")
@@ -147,7 +147,7 @@ def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse:
-    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    verification = selectors.verification_scoped_for_user(user=cast(User, request.user), pk=pk)
     challenge = selectors.challenge_get_for_verification(verification=verification, pk=challenge_pk)
     return _check_code(
         request,
@@ -161,7 +161,7 @@ def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse
 @require_POST
 @login_required
 def totp_check(request: HttpRequest, pk: int) -> HttpResponse:
-    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    verification = selectors.verification_scoped_for_user(user=cast(User, request.user), pk=pk)
     return _check_code(
         request,
         pk,
@@ -196,7 +196,7 @@ def _report_answer(request: HttpRequest, right: bool) -> None:
 @require_POST
 @login_required
 def verification_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
+    verification = selectors.verification_scoped_for_user(user=cast(User, request.user), pk=pk)
     try:
         services.verification_cancel(actor=cast(User, request.user), verification=verification, request=request)
     except services.VerificationError as exc:
