@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
@@ -16,6 +16,7 @@ from audit.recorder import security_event_record
 
 LOGIN_AT_KEY = "portal_login_at"
 LAST_SEEN_KEY = "portal_last_seen"
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 # Paths a signed-in user without an authenticator may still open: enrolment, logout,
 # email verification and static files. Everything else sends them to enrol.
@@ -51,7 +52,9 @@ class SessionLimitMiddleware:
                 return self._end(request, user, "absolute")
             if last_seen is not None and now - datetime.fromisoformat(last_seen) >= settings.SESSION_IDLE_LIMIT:
                 return self._end(request, user, "idle")
-            request.session[LAST_SEEN_KEY] = now.isoformat()
+            if last_seen is None or now - datetime.fromisoformat(last_seen) >= LAST_SEEN_RESOLUTION:
+                # At most one session write a minute: a page polling every second costs no write.
+                request.session[LAST_SEEN_KEY] = now.isoformat()
         return self.get_response(request)
 
     def _end(self, request, user, limit: str):

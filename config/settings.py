@@ -208,7 +208,9 @@ SESSION_IDLE_LIMIT = timedelta(minutes=env_int("SESSION_IDLE_MINUTES", 30, minim
 # The store keeps a session a little longer than the idle limit, so the middleware sees
 # it end (and records that) instead of finding it silently gone.
 SESSION_COOKIE_AGE = int(SESSION_IDLE_LIMIT.total_seconds()) + 300
-SESSION_SAVE_EVERY_REQUEST = True
+# Saved when it changes; SessionLimitMiddleware touches it at most once a minute, which
+# also renews the store's expiry (the cookie itself ends with the browser).
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Absolute limit, enforced by accounts.middleware.SessionLimitMiddleware.
 SESSION_ABSOLUTE_LIMIT = timedelta(hours=env_int("SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=24))
