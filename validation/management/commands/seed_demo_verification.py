@@ -1,3 +1,5 @@
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,10 +17,12 @@ class Command(BaseCommand):
             people = demo_authenticators_seed()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
+        port = os.environ.get("PORT", "8000")
         names = ", ".join(f"{p.full_name} ({p.employee_id}, {p.organization.slug})" for p in people)
         self.stdout.write(
             f"People with an enrolled authenticator: {names}.\n"
             "The code their authenticator shows now (the caller reads it to the technician):\n"
             "  .venv/bin/python manage.py demo_person_totp ACM00002\n"
-            "Texts to people go to the development outbox: http://127.0.0.1:8000/dev/outbox/ (open it as the phone).\n"
+            f"Texts to people go to the development outbox: http://127.0.0.1:{port}/dev/outbox/\n"
+            "(open it as the phone).\n"
         )
