@@ -1,0 +1,424 @@
+"""Benchmark caller verification end to end: full round trips through the real stack.
+
+Against PostgreSQL (DATABASE_URL) and Redis (REDIS_URL), it starts gunicorn, one Celery
+worker and the fake Twilio API (tests/fakes/twilio_api.py, in this process), all in
+production mode. Each round trip is what a technician and a caller do:
+
+1. create a verification request (POST /people/<pk>/verify/),
+2. send an SMS code (POST .../send/): the worker picks the task and calls "Twilio",
+3. the caller reads the code from the text, the technician types it into the form the
+   page got back from step 2 (POST .../code/, as htmx does) and the answer comes back
+   with the status: verified.
+
+It prints round trips per second and p50/p95/p99 of: request creation, creation of the
+challenge to the Twilio API call (dispatch), answer to status visible; and the CPU time
+gunicorn and the Celery worker spent per round trip. Numbers only; nothing is asserted.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_verification \\
+    REDIS_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/verification.py
+
+Use a Redis database number nothing else uses: the benchmark flushes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token"
+CODE_RE = re.compile(r"code is (\d{6,8})")
+CODE_FORM_RE = re.compile(r'action="(/verifications/\d+/challenges/\d+/code/)"')
+
+
+def environment(*, port: int, twilio_url: str) -> dict[str, str]:
+    from bench._setup import postgres_database_url
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url.startswith("redis"):
+        sys.exit("REDIS_URL must point at Redis, e.g. redis://127.0.0.1:6379/9")
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=postgres_database_url(),
+        DEBUG="false",
+        SECRET_KEY="bench-" + "k" * 60,
+        ALLOWED_HOSTS="127.0.0.1",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        SECURE_SSL_REDIRECT="false",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER="+15005550006",
+        TWILIO_API_BASE_URL=twilio_url,
+        EMAIL_URL="consolemail://",
+        PORTAL_VAR_DIR=os.environ.get("PORTAL_VAR_DIR", "/tmp/portal-bench-verification"),
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# --- Seeding (in this process, same database and cache as the servers) -----------------
+
+
+@dataclass
+class Seed:
+    person_ids: list[int]
+    phones: dict[int, str]  # person id -> phone
+    sessions: list[tuple[str, str]]  # (session key, csrf secret) per technician
+
+
+def seed(*, people: int, technicians: int) -> Seed:
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.cache import SessionStore
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from accounts.middleware import LOGIN_AT_KEY
+    from accounts.models import Organization, Person, Role, User
+    from accounts.services import organization_assign_staff
+
+    cache.clear()
+    org = Organization.objects.filter(slug="bench").first() or Organization.objects.create(name="Bench", slug="bench")
+    existing = org.people.count()
+    Person.objects.bulk_create(
+        [
+            Person(
+                organization=org,
+                employee_id=f"B{i:07d}",
+                full_name=f"Bench Person {i}",
+                phone=f"+1202{i:07d}",
+                search_text=f"bench person {i}",
+            )
+            for i in range(existing, people)
+        ]
+    )
+    ids = list(org.people.order_by("pk").values_list("pk", "phone")[:people])
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get_or_create(name=Role.TECHNICIAN.value)[0]
+    sessions = []
+    for n in range(technicians):
+        user = User.objects.filter(email=f"bench-tech-{n}@bench.example").first()
+        if user is None:
+            user = User.objects.create_user(f"bench-tech-{n}@bench.example", secrets.token_urlsafe(16))
+            user.groups.add(group)
+            organization_assign_staff(actor=None, organization=org, user=user)
+            TOTP.activate(user, generate_totp_secret())
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session[LOGIN_AT_KEY] = timezone.now().isoformat()
+        session.create()
+        sessions.append((session.session_key, secrets.token_hex(16)))
+    return Seed(person_ids=[pk for pk, _ in ids], phones=dict(ids), sessions=sessions)
+
+
+# --- Processes and their CPU time ---------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children, alive now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return total / tick
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - 127.0.0.1 only
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer within {timeout:.0f} s")
+
+
+# --- The round trip -----------------------------------------------------------------------
+
+
+@dataclass
+class Timings:
+    creation: list[float] = field(default_factory=list)
+    dispatch: list[float] = field(default_factory=list)
+    visible: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class TwilioArrivals:
+    """Wakes the round trip waiting for the text to a phone when the fake API receives it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.lock = threading.Lock()
+
+    def expect(self, phone: str) -> asyncio.Future:
+        future = self.loop.create_future()
+        with self.lock:
+            self.waiting[phone] = future
+        return future
+
+    def received(self, recorded) -> None:  # called in the fake's thread
+        arrived = time.perf_counter()
+        phone = recorded.value("To")
+        with self.lock:
+            future = self.waiting.pop(phone, None)
+        if future is not None:
+            self.loop.call_soon_threadsafe(_resolve, future, (arrived, recorded.value("Body")))
+
+
+def _resolve(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+async def round_trip(http, base: str, session: tuple[str, str], person_id: int, phone: str, arrivals, timings):
+    session_key, csrf = session
+    headers = {
+        "Cookie": f"__Host-sessionid={session_key}; __Host-csrftoken={csrf}",
+        "X-CSRFToken": csrf,
+    }
+    started = time.perf_counter()
+    async with http.post(
+        f"{base}/people/{person_id}/verify/",
+        data={"action": "other", "ticket_reference": f"BENCH-{person_id}"},
+        headers=headers,
+        allow_redirects=False,
+    ) as response:
+        location = response.headers.get("Location", "")
+        if response.status != 302 or not location.startswith("/verifications/"):
+            raise RuntimeError(f"create: HTTP {response.status} {location}")
+    created = time.perf_counter()
+    timings.creation.append(created - started)
+    detail = location
+    arrival = arrivals.expect(phone)
+    sending = time.perf_counter()
+    async with http.post(
+        f"{base}{detail}send/", data={"method": "sms_code"}, headers={**headers, "HX-Request": "true"}
+    ) as response:
+        html = await response.text()
+        if response.status != 200:
+            raise RuntimeError(f"send: HTTP {response.status}")
+    match = CODE_FORM_RE.search(html)  # the fragment the send returned: the code form is there
+    if match is None:
+        raise RuntimeError("send: no code form in the page")
+    arrived, body = await asyncio.wait_for(arrival, timeout=30)
+    timings.dispatch.append(arrived - sending)
+    code = CODE_RE.search(body).group(1)
+    answered = time.perf_counter()
+    for _ in range(100):
+        async with http.post(
+            f"{base}{match.group(1)}", data={"code": code}, headers={**headers, "HX-Request": "true"}
+        ) as response:
+            html = await response.text()
+        if "still being sent" not in html:  # Twilio has it; the worker is saving that it is sent
+            break
+        await asyncio.sleep(0.01)
+    if "Verified until" not in html:
+        raise RuntimeError(f"answer: HTTP {response.status}, not verified")
+    timings.visible.append(time.perf_counter() - answered)
+
+
+async def run_level(base: str, seed_data: Seed, people: list[int], concurrency: int, arrivals) -> Timings:
+    import aiohttp
+
+    timings = Timings()
+    queue = list(people)
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client(n: int) -> None:
+            session = seed_data.sessions[n]
+            while queue:
+                person_id = queue.pop()
+                try:
+                    await round_trip(http, base, session, person_id, seed_data.phones[person_id], arrivals, timings)
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    timings.failures.append(f"{type(exc).__name__}: {exc}")
+
+        await asyncio.gather(*(client(n) for n in range(concurrency)))
+    return timings
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return f"p50 {at(0.50):7.1f}  p95 {at(0.95):7.1f}  p99 {at(0.99):7.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
+    parser.add_argument("--rounds", type=int, default=600, help="round trips per concurrency level (default 600)")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker processes (default 2)")
+    parser.add_argument("--port", type=int, default=8911)
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    from tests.fakes.twilio_api import FakeTwilioApi
+
+    loop = asyncio.new_event_loop()
+    arrivals = TwilioArrivals(loop)
+    api = FakeTwilioApi(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, on_request=arrivals.received).start()
+    env = environment(port=args.port, twilio_url=api.base_url)
+    os.environ.update(env)
+    from bench._setup import create_database_if_missing
+
+    create_database_if_missing(env["DATABASE_URL"])
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    import django
+
+    django.setup()
+    total = sum(args.rounds for _ in levels) + args.web_workers * 2
+    seed_data = seed(people=total, technicians=max(levels))
+    from django.db import connection
+
+    connection.close()
+
+    logs = Path(env["PORTAL_VAR_DIR"])
+    logs.mkdir(parents=True, exist_ok=True)
+    venv_bin = Path(sys.executable).parent
+    web = start_process(
+        [
+            str(venv_bin / "gunicorn"),
+            "config.wsgi",
+            f"--bind=127.0.0.1:{args.port}",
+            f"--workers={args.web_workers}",
+            f"--threads={args.web_threads}",
+            "--worker-class=gthread",
+            "--log-level=warning",
+        ],
+        env,
+        logs / "gunicorn.log",
+    )
+    worker = start_process(
+        [
+            str(venv_bin / "celery"),
+            "-A",
+            "config",
+            "worker",
+            f"--concurrency={args.celery_concurrency}",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-O",
+            "fair",
+        ],
+        env,
+        logs / "celery.log",
+    )
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        wait_http(f"{base}/accounts/login/")
+        time.sleep(2)  # the worker connects to the broker
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}"
+        )
+        print(
+            f"gunicorn {args.web_workers} workers x {args.web_threads} threads, Celery worker concurrency "
+            f"{args.celery_concurrency}, PostgreSQL and Redis on this machine, fake Twilio API in the driver"
+        )
+        people = list(seed_data.person_ids)
+        # Warm up: connections, imports, the first request of each worker.
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(
+            run_level(base, seed_data, people[: args.web_workers * 2], min(4, max(levels)), arrivals)
+        )
+        people = people[args.web_workers * 2 :]
+        for concurrency in levels:
+            batch, people = people[: args.rounds], people[args.rounds :]
+            web_cpu, worker_cpu = cpu_seconds(web.pid), cpu_seconds(worker.pid)
+            began = time.perf_counter()
+            timings = loop.run_until_complete(run_level(base, seed_data, batch, concurrency, arrivals))
+            elapsed = time.perf_counter() - began
+            done = len(timings.visible)
+            web_used = (cpu_seconds(web.pid) - web_cpu) * 1000 / max(done, 1)
+            worker_used = (cpu_seconds(worker.pid) - worker_cpu) * 1000 / max(done, 1)
+            print(
+                f"\nconcurrency {concurrency}: {done} round trips in {elapsed:.1f} s = {done / elapsed:.1f} per second"
+            )
+            print(f"  request creation          {percentiles(timings.creation)}")
+            print(f"  creation to Twilio call   {percentiles(timings.dispatch)}")
+            print(f"  answer to status visible  {percentiles(timings.visible)}")
+            print(
+                f"  CPU per round trip: web {web_used:.1f} ms + worker {worker_used:.1f} ms = "
+                f"{web_used + worker_used:.1f} ms"
+            )
+            if timings.failures:
+                print(f"  FAILED round trips: {len(timings.failures)}, first: {timings.failures[0]}")
+    finally:
+        stop_process(web)
+        stop_process(worker)
+        api.stop()
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
