@@ -314,7 +314,9 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
     parser.add_argument("--rounds", type=int, default=600, help="round trips per concurrency level (default 600)")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
-    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument(
+        "--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4; 1 = sync workers)"
+    )
     parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker processes (default 2)")
     parser.add_argument("--port", type=int, default=8911)
     args = parser.parse_args()
@@ -350,7 +352,7 @@ def main() -> None:
             f"--bind=127.0.0.1:{args.port}",
             f"--workers={args.web_workers}",
             f"--threads={args.web_threads}",
-            "--worker-class=gthread",
+            "--worker-class=gthread" if args.web_threads > 1 else "--worker-class=sync",
             "--log-level=warning",
         ],
         env,
