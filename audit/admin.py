@@ -1,15 +1,11 @@
 from django.contrib import admin
 
-from audit.models import SecurityEvent
+from audit.models import Checkpoint, SecurityEvent
 
 
-@admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "event_type", "actor_label", "organization_label", "target_label", "source_ip")
-    list_filter = ("event_type",)
-    search_fields = ("actor_label", "target_label", "request_id")
-    date_hierarchy = "created_at"
-    show_full_result_count = False
+class SuperuserReadOnlyAdmin(admin.ModelAdmin):
+    """Superusers may look; nobody adds, changes or deletes (the models and, on PostgreSQL,
+    the database refuse too). Auditors use the audit pages, which are scoped."""
 
     def has_add_permission(self, request):
         return False
@@ -21,8 +17,31 @@ class SecurityEventAdmin(admin.ModelAdmin):
         return False
 
     def has_view_permission(self, request, obj=None):
-        # Scoped auditor views come with the audit-trail issue; until then superusers only.
         return request.user.is_active and request.user.is_superuser
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(SuperuserReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "sequence",
+        "event_type",
+        "actor_label",
+        "organization_label",
+        "target_label",
+        "source_ip",
+    )
+    list_filter = ("event_type",)
+    search_fields = ("actor_label", "target_label", "request_id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(SuperuserReadOnlyAdmin):
+    list_display = ("created_at", "kind", "sequence", "hash", "key_id")
+    list_filter = ("kind",)
+    show_full_result_count = False

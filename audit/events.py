@@ -59,6 +59,27 @@ class EventType(models.TextChoices):
     VERIFICATION_ENROLLMENT_COMPLETED = "verification.enrollment_completed", "Person enrolled an authenticator"
     VERIFICATION_ENROLLMENT_FAILED = "verification.enrollment_failed", "Authenticator enrolment link not sent"
 
+    ACCESS_ROLE_CREATED = "access.role_created", "JIT role created"
+    ACCESS_ROLE_CHANGED = "access.role_changed", "JIT role changed"
+    ACCESS_ELIGIBILITY_CREATED = "access.eligibility_created", "Technician made eligible for a JIT role"
+    ACCESS_ELIGIBILITY_ENDED = "access.eligibility_ended", "JIT eligibility ended"
+    ACCESS_REQUEST_CREATED = "access.request_created", "Access requested"
+    ACCESS_APPROVAL_RECORDED = "access.approval_recorded", "Approver approved an access request"
+    ACCESS_SELF_APPROVAL_REFUSED = "access.self_approval_refused", "Requester tried to approve their own request"
+    ACCESS_REQUEST_APPROVED = "access.request_approved", "Access request approved (enough approvals)"
+    ACCESS_REQUEST_DENIED = "access.request_denied", "Access request denied"
+    ACCESS_REQUEST_CANCELLED = "access.request_cancelled", "Access request cancelled"
+    ACCESS_REQUEST_EXPIRED = "access.request_expired", "Access request expired unreviewed"
+    ACCESS_REQUEST_LAPSED = "access.request_lapsed", "Approved access request not activated in time"
+    ACCESS_GRANT_ACTIVATED = "access.grant_activated", "JIT grant activated"
+    ACCESS_GRANT_RELEASED = "access.grant_released", "JIT grant released early by the technician"
+    ACCESS_GRANT_REVOKED = "access.grant_revoked", "JIT grant revoked"
+    ACCESS_GRANT_EXPIRED = "access.grant_expired", "JIT grant expired; its permissions were removed"
+    ACCESS_BREAK_GLASS_ACTIVATED = "access.break_glass_activated", "Break-glass access activated without approval"
+    ACCESS_BREAK_GLASS_REVIEWED = "access.break_glass_reviewed", "Break-glass use reviewed"
+
+    AUDIT_RETENTION_APPLIED = "audit.retention_applied", "Events older than the retention period dropped"
+
 
 class ActorKind(models.TextChoices):
     STAFF = "staff", "Staff user"

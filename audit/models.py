@@ -1,6 +1,28 @@
 from django.db import models
+from django.db.models import Q
 
 from audit.events import ActorKind, EventType
+
+
+class AppendOnlyError(ValueError):
+    """Something tried to change or delete a row of the audit log."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk changes are refused like single ones. The sealer and ``audit_retention`` use their
+    own SQL, which on PostgreSQL the table's trigger still checks (audit/migrations/0005)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self.model._meta.verbose_name_plural} are append-only")
+
+    update = bulk_update = _refuse
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self):
+        self._refuse()
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
 
 
 class SecurityEvent(models.Model):
@@ -8,6 +30,11 @@ class SecurityEvent(models.Model):
 
     Actor, organisation and target are kept as ids plus readable labels rather than
     foreign keys, so the log imports no other app and outlives what it describes.
+
+    The chain fields are empty when the row is inserted (in the caller's transaction) and
+    set once by the sealer right after that transaction commits (``audit.chain``): the
+    event's place in the chain, the hash of the event before it, and an HMAC-SHA256 over
+    this event's canonical content, which includes that previous hash.
     """
 
     # No `choices=`: a new event code must not need a migration. Labels come from EventType.
@@ -26,20 +53,33 @@ class SecurityEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
+    # The hash chain (audit.chain, docs/audit.md).
+    sequence = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Place in the chain, from 1.")
+    previous_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the event one place earlier.")
+    hash = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of this event's canonical content.")
+    key_id = models.CharField(max_length=16, blank=True, help_text="Fingerprint of the HMAC key (never the key).")
+    sealed_at = models.DateTimeField(null=True, blank=True, help_text="When the sealer chained it.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["organization_id", "-created_at"])]
+        indexes = [
+            models.Index(fields=["organization_id", "-created_at"]),
+            # The sealer's queue: only rows still waiting for their place in the chain.
+            models.Index(fields=["id"], condition=Q(sequence__isnull=True), name="audit_event_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.actor_label}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
-            raise ValueError("Security events are append-only")
+            raise AppendOnlyError("Security events are append-only")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise ValueError("Security events are append-only")
+        raise AppendOnlyError("Security events are append-only")
 
     @property
     def event_type_label(self) -> str:
@@ -47,3 +87,37 @@ class SecurityEvent(models.Model):
             return str(EventType(self.event_type).label)
         except ValueError:
             return self.event_type
+
+
+class Checkpoint(models.Model):
+    """A signed statement of the chain head: "at ``created_at`` the chain ended at
+    ``sequence`` with ``hash``". Written by a beat task and by ``audit_retention``, and copied
+    outside the database when configured. Signed with Ed25519 (``audit.checkpoints``)."""
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "Chain head"
+        RETENTION = "retention", "Retention: events up to here were dropped"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    sequence = models.BigIntegerField(help_text="0 for an empty chain.")
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16, help_text="Fingerprint of the signing key's public half.")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature, hex.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "-sequence"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at sequence {self.sequence} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Checkpoints are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Checkpoints are append-only")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
+from audit.chain import seal_after_commit
 from audit.events import ActorKind, EventType
 from audit.models import SecurityEvent
 
@@ -40,6 +41,18 @@ def source_ip_for(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _forbidden_keys(value: Any) -> set[str]:
+    """Secret-ish keys anywhere in the details, nested dicts and lists included."""
+    if isinstance(value, dict):
+        found = _FORBIDDEN_DETAIL_KEYS.intersection(str(k).lower() for k in value)
+        for item in value.values():
+            found |= _forbidden_keys(item)
+        return found
+    if isinstance(value, list | tuple):
+        return set().union(*(_forbidden_keys(item) for item in value))
+    return set()
+
+
 def _label(obj: Any) -> str:
     return str(obj)[:255] if obj is not None else ""
 
@@ -54,15 +67,17 @@ def security_event_record(
     details: dict | None = None,
     request: HttpRequest | None = None,
 ) -> SecurityEvent:
-    """Record one event. Call it inside the transaction that makes the change."""
+    """Record one event. Call it inside the transaction that makes the change: the event
+    exists exactly when the change does. It gets its place in the hash chain once that
+    transaction commits; until then no other writer waits for it."""
     details = dict(details or {})
-    leaked = _FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in details)
+    leaked = sorted(_forbidden_keys(details))
     if leaked:
-        raise ValueError(f"Secrets never go into security events: {sorted(leaked)}")
+        raise ValueError(f"Secrets never go into security events: {leaked}")
     if actor_kind is None:
         actor_kind = ActorKind.STAFF if actor is not None else ActorKind.SYSTEM
     user_agent = request.META.get("HTTP_USER_AGENT", "")[:400] if request is not None else ""
-    return SecurityEvent.objects.create(
+    event = SecurityEvent.objects.create(
         event_type=event_type,
         actor_kind=actor_kind,
         actor_id=getattr(actor, "pk", None),
@@ -78,3 +93,6 @@ def security_event_record(
         details=details,
         created_at=timezone.now(),
     )
+    # Chained right after the caller's transaction commits (audit.chain), never inside it.
+    seal_after_commit()
+    return event

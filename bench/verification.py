@@ -57,6 +57,8 @@ def environment(*, port: int, twilio_url: str) -> dict[str, str]:
         DATABASE_URL=postgres_database_url(),
         DEBUG="false",
         SECRET_KEY="bench-" + "k" * 60,
+        AUDIT_HMAC_KEY="bench-audit-hmac-" + "h" * 40,
+        AUDIT_SIGNING_KEY="YmVuY2gtb25seS1hdWRpdC1zaWduaW5nLWtleS0zMmI=",  # base64 of 32 bench-only bytes
         ALLOWED_HOSTS="127.0.0.1",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         SECURE_SSL_REDIRECT="false",

@@ -7,7 +7,10 @@ A secret may also be given as ``<NAME>_FILE`` pointing at a file that holds it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -96,3 +99,59 @@ def env_email(name: str, default: str) -> dict:
         return environ.Env.email_url_config(value)
     except (ValueError, KeyError, ImproperlyConfigured) as exc:
         raise ImproperlyConfigured(f"{name}: not an email URL this portal understands ({exc})") from None
+
+
+def env_syslog_address(name: str) -> dict | None:
+    """A syslog destination as SysLogHandler arguments: ``udp://host:514``,
+    ``tcp://host:601`` or the path of a Unix socket (``/dev/log``). Unset: None."""
+    value = env_str(name)
+    if value is None:
+        return None
+    if value.startswith("/"):
+        return {"address": value}
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("udp", "tcp") or not parts.hostname or port is None:
+        raise ImproperlyConfigured(
+            f"{name}: expected udp://host:port, tcp://host:port or a socket path such as /dev/log"
+        )
+    socktype = socket.SOCK_STREAM if parts.scheme == "tcp" else socket.SOCK_DGRAM
+    return {"address": (parts.hostname, port), "socktype": socktype}
+
+
+def _base64_bytes(name: str, value: str, size: int) -> bytes:
+    try:
+        raw = base64.b64decode(value.strip() + "=" * (-len(value.strip()) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise ImproperlyConfigured(f"{name}: expected base64 of {size} bytes")
+    return raw
+
+
+def env_ed25519_private_key(name: str) -> bytes | None:
+    """An Ed25519 private key, as PEM (``openssl genpkey -algorithm ed25519``) or base64 of
+    its 32 raw bytes; returned as the 32 raw bytes. Unset: None."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    value = env_str(name)
+    if value is None:
+        return None
+    if not value.lstrip().startswith("-----BEGIN"):
+        return _base64_bytes(name, value, 32)
+    try:
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name}: not a readable unencrypted PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured(f"{name}: expected an Ed25519 key, got {type(key).__name__}")
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+
+
+def env_ed25519_public_keys(name: str) -> list[bytes]:
+    """Comma-separated Ed25519 public keys, each base64 of its 32 raw bytes."""
+    return [_base64_bytes(name, item, 32) for item in env_list(name, [])]

@@ -7,14 +7,27 @@ turns on the secure cookie and transport settings.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
+from logging.handlers import SysLogHandler
 from pathlib import Path
 
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_database, env_email, env_int, env_list, env_str, env_url
+from config.env import (
+    env_bool,
+    env_database,
+    env_ed25519_private_key,
+    env_ed25519_public_keys,
+    env_email,
+    env_int,
+    env_list,
+    env_str,
+    env_syslog_address,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
@@ -82,7 +95,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    "audit.middleware.FieldHistoryMiddleware",  # django-auditlog's, agreeing with security events
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -278,6 +291,12 @@ VERIFICATION_FAILURE_CAP = env_int("VERIFICATION_FAILURE_CAP", 20, minimum=3, ma
 VERIFICATION_CONTACT_COOLDOWN_DAYS = env_int("VERIFICATION_CONTACT_COOLDOWN_DAYS", 7, minimum=7, maximum=90)
 VERIFICATION_ENROLLMENT_TTL_MINUTES = env_int("VERIFICATION_ENROLLMENT_TTL_MINUTES", 15, minimum=5, maximum=60)
 
+# --- Just-In-Time access (DESIGN.md; hard caps in access.params) -----------------------
+ACCESS_REQUEST_REVIEW_HOURS = env_int("ACCESS_REQUEST_REVIEW_HOURS", 24, minimum=1, maximum=168)
+ACCESS_ACTIVATION_WINDOW_HOURS = env_int("ACCESS_ACTIVATION_WINDOW_HOURS", 24, minimum=1, maximum=168)
+ACCESS_BREAK_GLASS_MAX_MINUTES = env_int("ACCESS_BREAK_GLASS_MAX_MINUTES", 30, minimum=5, maximum=60)
+ACCESS_REAUTH_MAX_AGE_SECONDS = env_int("ACCESS_REAUTH_MAX_AGE_SECONDS", 300, minimum=30, maximum=900)
+
 # --- Directory -------------------------------------------------------------------
 DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()
 if DIRECTORY_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
@@ -305,14 +324,45 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Audit: security events forwarded to a SIEM as JSON lines (audit.forwarding) ------------
+AUDIT_FORWARD_FILE = env_str("AUDIT_FORWARD_FILE")
+AUDIT_FORWARD_SYSLOG = env_syslog_address("AUDIT_FORWARD_SYSLOG")
+AUDIT_FORWARD_SYSLOG_FACILITY = env_str("AUDIT_FORWARD_SYSLOG_FACILITY", "local0")
+if AUDIT_FORWARD_SYSLOG_FACILITY not in SysLogHandler.facility_names:
+    raise ImproperlyConfigured(
+        f"AUDIT_FORWARD_SYSLOG_FACILITY: {AUDIT_FORWARD_SYSLOG_FACILITY!r} is not a syslog facility such as local0"
+    )
+_audit_handlers: dict[str, dict] = {}
+if AUDIT_FORWARD_FILE:
+    # WatchedFileHandler reopens the file after logrotate moves it.
+    _audit_handlers["audit_file"] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": AUDIT_FORWARD_FILE,
+        "encoding": "utf-8",
+        "formatter": "audit_line",
+        "filters": ["redact_link_tokens"],
+    }
+if AUDIT_FORWARD_SYSLOG:
+    _audit_handlers["audit_syslog"] = {
+        "class": "audit.log_handlers.SiemSysLogHandler",
+        "facility": AUDIT_FORWARD_SYSLOG_FACILITY,
+        "formatter": "audit_line",
+        "filters": ["redact_link_tokens"],
+        **AUDIT_FORWARD_SYSLOG,
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "audit_line": {"format": "%(message)s"},
+    },
     # One-time link tokens in paths (/r/<token>/, /e/<token>/) never reach a log.
     "filters": {"redact_link_tokens": {"()": "validation.log_filters.RedactLinkTokens"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_link_tokens"]}
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_link_tokens"]},
+        **_audit_handlers,
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Django's own handlers for these bypass the filter: route them through ours instead.
@@ -320,5 +370,58 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # Security events for a SIEM; with nowhere to send them, above INFO so none is even serialised.
+        "audit.events": {
+            "handlers": list(_audit_handlers),
+            "level": "INFO" if _audit_handlers else "CRITICAL",
+            "propagate": False,
+        },
     },
 }
+
+
+# --- Audit: the tamper-evident security event log (docs/audit.md) ----------------------------
+def _audit_secret(name: str, value: bytes | None, purpose: str, what: str) -> bytes:
+    """A key of the event log: required in production mode; derived from SECRET_KEY in development."""
+    if value is not None:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name}: required in production mode (DEBUG is off): {what}. Set {name} or {name}_FILE; see docs/audit.md."
+        )
+    return hashlib.sha256(f"helpdesk-portal:{purpose}:{SECRET_KEY}".encode()).digest()
+
+
+def _audit_hmac_keys(name: str, *, single: bool = False) -> list[bytes]:
+    keys = [env_str(name)] if single else env_list(name, [])
+    keys = [key for key in keys if key]
+    if any(len(key) < 32 for key in keys):
+        raise ImproperlyConfigured(f"{name}: must be at least 32 characters")
+    if SECRET_KEY in keys:
+        raise ImproperlyConfigured(f"{name}: use a key of its own, not SECRET_KEY")
+    return [key.encode() for key in keys]
+
+
+# HMAC-SHA256 key of the hash chain, never stored in the database; a rotated-out key moves to
+# AUDIT_HMAC_RETIRED_KEYS (comma-separated) so that older events still verify.
+AUDIT_HMAC_KEY = _audit_secret(
+    "AUDIT_HMAC_KEY",
+    next(iter(_audit_hmac_keys("AUDIT_HMAC_KEY", single=True)), None),
+    "audit-hmac",
+    "the HMAC key of the security event log's hash chain",
+)
+AUDIT_HMAC_RETIRED_KEYS = _audit_hmac_keys("AUDIT_HMAC_RETIRED_KEYS")
+# Ed25519 key that signs chain checkpoints (32 raw bytes); retired public keys still verify old ones.
+AUDIT_SIGNING_KEY = _audit_secret(
+    "AUDIT_SIGNING_KEY",
+    env_ed25519_private_key("AUDIT_SIGNING_KEY"),
+    "audit-signing",
+    "the Ed25519 private key that signs the security event log's checkpoints",
+)
+AUDIT_SIGNING_RETIRED_PUBLIC_KEYS = env_ed25519_public_keys("AUDIT_SIGNING_RETIRED_PUBLIC_KEYS")
+# Copies of every checkpoint outside the database: appended to a file and/or POSTed as JSON.
+AUDIT_CHECKPOINT_FILE = env_str("AUDIT_CHECKPOINT_FILE")
+AUDIT_CHECKPOINT_URL = env_url("AUDIT_CHECKPOINT_URL", None, schemes=("http", "https"))
+AUDIT_CHECKPOINT_TOKEN = env_str("AUDIT_CHECKPOINT_TOKEN")
+# audit_retention refuses to drop events younger than this (PCI DSS 10.5.1 asks for a year).
+AUDIT_RETENTION_MIN_DAYS = env_int("AUDIT_RETENTION_MIN_DAYS", 365, minimum=1)

@@ -10,6 +10,8 @@ import os
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-only-" + "x" * 60)
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("AUDIT_HMAC_KEY", "test-only-audit-hmac-" + "h" * 40)
+os.environ.setdefault("AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmcta2V5LTMyYiE=")  # base64 of 32 test bytes
 os.environ.setdefault("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
 os.environ.setdefault("TWILIO_AUTH_TOKEN", "test-auth-token")
 os.environ.setdefault("TWILIO_FROM_NUMBER", "+15005550006")

@@ -12,4 +12,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("validation.urls")),
+    path("audit/", include("audit.urls")),
+    path("access/", include("access.urls")),
 ]

@@ -1,0 +1,86 @@
+"""Celery tasks of Just-In-Time access: load by id, call one service (which re-checks that
+the work is due), own the retry policy. Services enqueue them with ``transaction.on_commit``.
+
+Expiry, start and notice tasks are scheduled for their exact time (``eta``); one that
+arrives early (clock skew) schedules itself again for the right time. Nothing here is the
+control: authorization reads the grant rows with the database's clock, so a stopped worker
+only delays the mirror cleanup and the emails, which the beat sweep then catches up.
+"""
+
+from __future__ import annotations
+
+from smtplib import SMTPException
+
+from celery import shared_task
+
+from access import notifications, params, services
+from access.models import Grant
+from access.services import Outcome
+
+MAIL_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s
+
+
+def _again(task, grant_id: int, field: str) -> None:
+    """Re-schedule an early task for the grant's ``field`` time (not when run eagerly in tests:
+    there the sweep is called explicitly)."""
+    if task.request.is_eager:
+        return
+    when = Grant.objects.filter(pk=grant_id).values_list(field, flat=True).first()
+    if when is not None:
+        task.apply_async(args=(grant_id,), eta=when)
+
+
+@shared_task(bind=True, acks_late=True)
+def grant_expire(self, grant_id: int) -> str:
+    outcome = services.grant_expire(grant_id=grant_id)
+    if outcome == Outcome.NOT_DUE:
+        _again(self, grant_id, "expires_at")
+    return outcome
+
+
+@shared_task(bind=True, acks_late=True)
+def grant_start(self, grant_id: int) -> str:
+    outcome = services.grant_mirror_apply(grant_id=grant_id)
+    if outcome == Outcome.NOT_DUE:
+        _again(self, grant_id, "starts_at")
+    return outcome
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def grant_expiry_notice(self, grant_id: int) -> str:
+    try:
+        outcome = services.grant_expiry_notice_send(grant_id=grant_id)
+    except (SMTPException, OSError) as exc:
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from exc
+    if outcome == Outcome.NOT_DUE and not self.request.is_eager:
+        expires_at = Grant.objects.filter(pk=grant_id).values_list("expires_at", flat=True).first()
+        if expires_at is not None:
+            self.apply_async(args=(grant_id,), eta=expires_at - params.EXPIRY_NOTICE)
+    return outcome
+
+
+def _mail(task, send, **kwargs) -> int:
+    try:
+        return send(**kwargs)
+    except (SMTPException, OSError) as exc:
+        raise task.retry(countdown=2 ** (task.request.retries + 1)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def access_request_notify_approvers(self, access_request_id: int) -> int:
+    return _mail(self, notifications.request_submitted_send, access_request_id=access_request_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def access_request_notify_decision(self, access_request_id: int) -> int:
+    return _mail(self, notifications.request_decided_send, access_request_id=access_request_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def break_glass_alert(self, grant_id: int) -> int:
+    return _mail(self, notifications.break_glass_alert_send, grant_id=grant_id)
+
+
+@shared_task
+def access_sweep() -> dict[str, int]:
+    return services.access_sweep()

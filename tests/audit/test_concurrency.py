@@ -1,0 +1,105 @@
+"""The chain under concurrent writers, with real transactions: no fork, no event missed."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+
+from audit import chain
+from audit.events import EventType
+from audit.models import SecurityEvent
+from audit.recorder import security_event_record
+from audit.verify import chain_verify
+from tests.audit.conftest import ON_POSTGRESQL, postgresql_only
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WRITERS = 32 if ON_POSTGRESQL else 8
+TRANSACTIONS = 12
+
+
+class Rollback(Exception):
+    pass
+
+
+def writer(number: int, barrier: threading.Barrier) -> int:
+    """Transactions of one to three events, some doing more work after recording, one in
+    four rolled back. Returns how many events it committed."""
+    barrier.wait()
+    committed = 0
+    try:
+        for n in range(TRANSACTIONS):
+            events = 1 + (number + n) % 3
+            try:
+                with transaction.atomic():
+                    for k in range(events):
+                        security_event_record(event_type=EventType.AUTH_LOGOUT, details={"w": number, "t": n, "k": k})
+                    if n % 4 == 3:
+                        raise Rollback
+                    if n % 3 == 0:
+                        time.sleep(0.002)  # the caller's transaction goes on after recording
+                committed += events
+            except Rollback:
+                pass
+    finally:
+        connection.close()
+    return committed
+
+
+def test_concurrent_writers_make_one_chain_without_gaps_or_forks():
+    barrier = threading.Barrier(WRITERS)
+    with ThreadPoolExecutor(WRITERS) as pool:
+        committed = sum(pool.map(writer, range(WRITERS), [barrier] * WRITERS))
+
+    # Each writer sealed right after its own commits: nothing is left for the backstop.
+    assert SecurityEvent.objects.filter(sequence__isnull=True).count() == 0
+    sequences = list(SecurityEvent.objects.order_by("sequence").values_list("sequence", flat=True))
+    assert sequences == list(range(1, committed + 1))
+    assert not SecurityEvent.objects.filter(details__t=3).exists()  # rolled back: never recorded
+    report = chain_verify()
+    assert report.ok, report.problems
+    lags = [e.sealed_at - e.created_at for e in SecurityEvent.objects.only("sealed_at", "created_at")]
+    assert max(lags) < timedelta(seconds=5)
+
+
+@postgresql_only
+def test_an_event_committed_while_another_process_seals_is_sealed_by_that_process(monkeypatch):
+    """The sealer's hand-over: B commits while A holds the chain lock, so B's own attempt to
+    seal gives up at once; A looks again after letting go and seals B's event."""
+    security_event_record(event_type=EventType.AUTH_LOGOUT)  # sealed now (autocommit)
+    holding, release = threading.Event(), threading.Event()
+    real_batch = chain._seal_batch
+
+    def slow_batch(model, using):
+        sealed = real_batch(model, using)
+        if threading.current_thread().name == "sealer-a":
+            holding.set()
+            release.wait(10)
+        return sealed
+
+    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
+
+    def sealer_a():
+        try:
+            with transaction.atomic():
+                security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "a"})
+            # ...the recorder's after-commit sealing runs here, in slow_batch, holding the lock.
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=sealer_a, name="sealer-a")
+    a.start()
+    assert holding.wait(10)
+    with transaction.atomic():
+        event_b = security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "b"})
+    assert chain.security_event_seal() == 0  # A holds the lock: B gives up at once
+    event_b.refresh_from_db()
+    assert event_b.sequence is None
+    release.set()
+    a.join(10)
+
+    event_b.refresh_from_db()
+    assert event_b.sequence == 3
+    assert chain_verify().ok
