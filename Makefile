@@ -19,6 +19,7 @@ run: venv
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py seed_demo
 	DEBUG=true $(PY) manage.py seed_demo_verification
+	DEBUG=true $(PY) manage.py seed_demo_access
 	DEBUG=true PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -f Procfile.dev start -p $(PORT)
 
 ## make test: ruff, then the whole pytest suite.
