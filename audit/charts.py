@@ -5,6 +5,8 @@ Every label is escaped; numbers are the only other input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -37,7 +39,7 @@ def _row_label(y: float, label: str) -> str:
     )
 
 
-def bar_chart(*, title: str, rows: list[tuple[str, float]], unit: str = "") -> SafeString:
+def bar_chart(*, title: str, rows: Sequence[tuple[str, float]], unit: str = "") -> SafeString:
     """One horizontal bar per ``(label, value)``."""
     scale = _scale(max((v for _, v in rows), default=0))
     parts = []

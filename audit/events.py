@@ -79,6 +79,7 @@ class EventType(models.TextChoices):
     ACCESS_BREAK_GLASS_REVIEWED = "access.break_glass_reviewed", "Break-glass use reviewed"
 
     AUDIT_RETENTION_APPLIED = "audit.retention_applied", "Events older than the retention period dropped"
+    AUDIT_EXPORTED = "audit.exported", "Security events exported"
 
 
 class ActorKind(models.TextChoices):

@@ -4,6 +4,7 @@ so an organisation or actor outside it is an invalid choice, never an empty resu
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -37,9 +38,14 @@ class EventFilterForm(forms.Form):
 
     def __init__(self, data=None, *, scope: AuditScope):
         super().__init__(data)
-        self.fields["organization"].queryset = selectors.audit_organization_list(scope=scope)
-        self.fields["actor"].queryset = selectors.audit_staff_list(scope=scope)
-        self.fields["event_type"].choices = [("", "All events"), *selectors.event_type_choices()]
+        cast(forms.ModelChoiceField, self.fields["organization"]).queryset = selectors.audit_organization_list(
+            scope=scope
+        )
+        cast(forms.ModelChoiceField, self.fields["actor"]).queryset = selectors.audit_staff_list(scope=scope)
+        cast(forms.ChoiceField, self.fields["event_type"]).choices = [
+            ("", "All events"),
+            *selectors.event_type_choices(),
+        ]
 
     def clean_q(self) -> str:
         text = " ".join(self.cleaned_data["q"].split())
@@ -81,7 +87,9 @@ class ReportForm(forms.Form):
     def __init__(self, data=None, *, scope: AuditScope):
         today = timezone.now().date()
         super().__init__(data, initial={"since": today - timedelta(days=29), "until": today})
-        self.fields["organization"].queryset = selectors.audit_organization_list(scope=scope)
+        cast(forms.ModelChoiceField, self.fields["organization"]).queryset = selectors.audit_organization_list(
+            scope=scope
+        )
 
     def clean(self):
         cleaned = super().clean()

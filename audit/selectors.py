@@ -19,6 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.lookups import Exact
 from django.http import Http404
 from guardian.models import UserObjectPermission
 
@@ -125,12 +126,10 @@ def _filtered(events: QuerySet[SecurityEvent], f: EventFilter) -> QuerySet[Secur
         events = events.filter(event_type__startswith=f.event_type[:-1])
     elif f.event_type:
         events = events.filter(event_type=f.event_type)
-    if f.person_id is not None or f.staff_id is not None:
-        events = events.alias(subject=Subject())
     if f.person_id is not None:
-        events = events.filter(subject=f"accounts.person:{f.person_id}")
+        events = events.filter(Exact(Subject(), f"accounts.person:{f.person_id}"))
     if f.staff_id is not None:
-        events = events.filter(Q(actor_id=f.staff_id) | Q(subject=f"accounts.user:{f.staff_id}"))
+        events = events.filter(Q(actor_id=f.staff_id) | Q(Exact(Subject(), f"accounts.user:{f.staff_id}")))
     if f.since is not None:
         events = events.filter(created_at__gte=utc_day_start(f.since))
     if f.until is not None:

@@ -9,18 +9,19 @@ from typing import cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from accounts.models import User
 from audit.selectors import AuditScope, audit_scope_for_user
 
 
-def audit_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def audit_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Signed in, allowed to audit; the view gets ``scope`` as its second argument."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         try:
             scope: AuditScope = audit_scope_for_user(user=cast(User, request.user))
         except PermissionDenied:

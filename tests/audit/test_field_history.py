@@ -98,3 +98,13 @@ def test_work_outside_requests_and_tasks_names_its_actor_explicitly():
         policy_org.active = False
         policy_org.save()
     assert last_change(policy_org).actor == admin
+
+
+def test_field_history_admin_search_works_and_is_read_only(client, django_user_model):
+    from tests.accounts.factories import UserFactory
+
+    superuser = UserFactory(is_superuser=True, is_staff=True, mfa=True)
+    client.force_login(superuser)
+    response = client.get("/admin/auditlog/logentry/", {"q": "someone@example.com"})
+    assert response.status_code == 200
+    assert client.get("/admin/auditlog/logentry/add/").status_code == 403

@@ -245,6 +245,7 @@ def test_page_links_keep_the_filter(as_user, superuser, many):
     older_url = response.context["older_url"]
     assert "event_type=verification.challenge_sent" in older_url and "before=" in older_url
     assert response.context["newer_url"] == ""
+    assert b'<option value="verification.challenge_sent" selected>' in response.content  # the form keeps it
 
 
 def test_selector_pages_newest_first_and_counts_nothing(many):
