@@ -49,7 +49,6 @@ class CheckpointAdmin(SuperuserReadOnlyAdmin):
     show_full_result_count = False
 
 
-
 # django-auditlog's own admin searches actor first/last names, which this project's staff
 # user does not have (a search there was a 500): the same page searching fields that exist,
 # and, like the security log, read-only and for superusers only.
