@@ -105,3 +105,14 @@ def _audit_tables_flushable():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
         yield
+
+
+@pytest.fixture
+def tasks_go_to_the_broker():
+    """This process only enqueues (a real worker runs the tasks): eager execution off."""
+    from config import celery_app
+
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = eager
