@@ -177,8 +177,9 @@ def security_event_seal(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -
     event committed before that caller tried the lock is always sealed by someone.
     """
     total = idle_rounds = 0
+    sealed: list[tuple] = []
     while idle_rounds < 3:
-        if not _lock_free(using):
+        if not sealed and not _lock_free(using):  # a holder going round again skips the probe
             return total
         with transaction.atomic(using=using):
             if not chain_lock(using=using, wait=False):

@@ -1,7 +1,8 @@
 """Verification of the whole event log: every link of the chain and every checkpoint.
 
 ``chain_verify`` streams the sealed events in sequence order (a server-side cursor on
-PostgreSQL, fetched in chunks) and reports, in chain order, each place where the log is
+PostgreSQL, fetched in chunks; ``audit.walk``, optionally in several processes, each over a
+range of sequence numbers) and reports, in chain order, each place where the log is
 not what was sealed: a row whose content no longer matches its hash, a link that does not
 point at the hash before it, a gap in the sequence numbers, a prefix dropped without a
 signed retention checkpoint, a tail cut off since a checkpoint, a checkpoint that is forged
@@ -11,31 +12,23 @@ or contradicts the chain, and events left unsealed for too long.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
 from audit import keys
-from audit.chain import GENESIS_HASH, ROW_FIELDS, event_hash
+from audit.chain import GENESIS_HASH
 from audit.checkpoints import CHAIN_NAME, checkpoint_as_dict, checkpoint_signature_valid, checkpoints_from_file
 from audit.models import Checkpoint, SecurityEvent
+from audit.walk import CHUNK_SIZE, Problem, Span, checkpoint_label, gap_message, walk_all
 
 # The sealer runs right after each commit and every few seconds from beat; an event still
 # unsealed after this long means it is not running.
 STALE_UNSEALED = timedelta(seconds=60)
-CHUNK_SIZE = 20_000
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str  # stable code: content_changed, broken_link, sequence_gap, missing_prefix, truncated_tail, ...
-    message: str
-    sequence: int | None = None
+__all__ = ["ChainReport", "Problem", "chain_verify"]
 
 
 @dataclass
@@ -72,11 +65,6 @@ class _Checkpoints:
     anchor: dict | None = None  # the retention checkpoint with the highest sequence
 
 
-def _label(data: dict) -> str:
-    where = data.get("source") or f"checkpoint #{data.get('id')}"
-    return f"{where} ({data.get('kind')}, sequence {data.get('sequence')}, {data.get('created_at')})"
-
-
 def _load_checkpoints(report: ChainReport, checkpoint_file: str | None) -> _Checkpoints:
     public_keys = keys.verification_keys()
     stored = [{**checkpoint_as_dict(c), "id": c.pk} for c in Checkpoint.objects.order_by("sequence", "id")]
@@ -89,10 +77,10 @@ def _load_checkpoints(report: ChainReport, checkpoint_file: str | None) -> _Chec
     valid = _Checkpoints()
     for data in stored + external:
         if data.get("chain") != CHAIN_NAME or not checkpoint_signature_valid(data, public_keys):
-            report.add("checkpoint_forged", f"{_label(data)}: signature does not verify (forged or altered)")
+            report.add("checkpoint_forged", f"{checkpoint_label(data)}: signature does not verify (forged or altered)")
             continue
         if "source" in data and data["signature"] not in signatures:
-            report.add("checkpoint_deleted", f"{_label(data)} is missing from the database's checkpoints")
+            report.add("checkpoint_deleted", f"{checkpoint_label(data)} is missing from the database's checkpoints")
         report.checkpoints += 1
         valid.by_sequence.setdefault(int(data["sequence"]), []).append(data)
         if valid.latest is None or int(data["sequence"]) > int(valid.latest["sequence"]):
@@ -111,7 +99,7 @@ def _expected_start(report: ChainReport, sequence: int, checkpoints: _Checkpoint
     if anchor is not None and int(anchor["sequence"]) >= sequence:
         report.add(
             "retention_mismatch",
-            f"events up to sequence {anchor['sequence']} were dropped by {_label(anchor)}, "
+            f"events up to sequence {anchor['sequence']} were dropped by {checkpoint_label(anchor)}, "
             f"yet event {sequence} is still there",
             sequence,
         )
@@ -128,83 +116,37 @@ def _expected_start(report: ChainReport, sequence: int, checkpoints: _Checkpoint
     return None
 
 
-# On PostgreSQL the walk reads times already in canonical form and details as text: the
-# database formats them faster than Python parses and re-formats them (same bytes; the
-# tests seal through the ORM and verify through this).
-_PG_COLUMNS = {
-    "sealed_at": """to_char(sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
-    "created_at": """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
-    "source_ip": "host(source_ip)",
-    "details": "details::text",
-}
-
-
-def _sealed_rows(chunk_size: int) -> Iterator[tuple]:
-    """Every sealed event in sequence order (``ROW_FIELDS``), streamed in chunks."""
-    if connection.vendor != "postgresql":
-        sealed = SecurityEvent.objects.filter(sequence__isnull=False).order_by("sequence")
-        yield from sealed.values_list(*ROW_FIELDS).iterator(chunk_size=chunk_size)
-        return
-    columns = ", ".join(_PG_COLUMNS.get(name, connection.ops.quote_name(name)) for name in ROW_FIELDS)
-    table = connection.ops.quote_name(SecurityEvent._meta.db_table)
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE sequence IS NOT NULL ORDER BY sequence")  # noqa: S608
-        while rows := cursor.fetchmany(chunk_size):
-            yield from rows
-
-
-def _walk(report: ChainReport, checkpoints: _Checkpoints, chunk_size: int) -> None:
-    hmac_keys = keys.hmac_keys()
-    rows = _sealed_rows(chunk_size)
-    expected_sequence: int | None = None
-    expected_previous: str | None = None
-    last_hash = ""
-    count = 0
-    for row in rows:
-        event_id, sequence, previous_hash, key_id = row[0], row[1], row[2], row[3]
-        digest = row[-1]
-        if expected_sequence is None:
-            report.first_sequence = sequence
-            expected_previous = _expected_start(report, sequence, checkpoints)
-        elif sequence != expected_sequence:
-            missing = sequence - expected_sequence
-            report.add(
-                "sequence_gap",
-                f"sequence {expected_sequence}" + (f"-{sequence - 1}" if missing > 1 else "") + f" missing: "
-                f"{missing} event(s) deleted between {expected_sequence - 1} and {sequence}",
-                expected_sequence,
+def _join(report: ChainReport, spans: list[Span], checkpoints: _Checkpoints) -> None:
+    """The spans as one chain: its start, each boundary, and their problems in chain order."""
+    found: list[Problem] = []
+    dropped = 0
+    previous: Span | None = None
+    for span in spans:
+        found += span.problems
+        dropped += span.problem_count - len(span.problems)
+        if span.first_sequence is None:
+            continue  # a range whose events were all deleted: the next boundary shows the gap
+        if previous is None:
+            report.first_sequence = span.first_sequence
+            expected = _expected_start(report, span.first_sequence, checkpoints)
+        elif span.first_sequence != (after := previous.last_sequence or 0) + 1:
+            found.append(Problem("sequence_gap", gap_message(after, span.first_sequence), after + 1))
+            expected = None
+        else:
+            expected = previous.last_hash
+        if expected is not None and span.first_previous != expected:
+            message = (
+                f"event {span.first_sequence} (id {span.first_id}): previous_hash is not the hash of event "
+                f"{span.first_sequence - 1}"
             )
-            expected_previous = None  # the deleted event's hash is unknown: nothing to compare
-        if expected_previous is not None and previous_hash != expected_previous:
-            report.add(
-                "broken_link",
-                f"event {sequence} (id {event_id}): previous_hash is not the hash of event {sequence - 1}",
-                sequence,
-            )
-        key = hmac_keys.get(key_id)
-        if key is None:
-            report.add("unknown_key", f"event {sequence} (id {event_id}): sealed with unknown key {key_id!r}", sequence)
-        elif event_hash(row[:-1], key) != digest:
-            report.add(
-                "content_changed",
-                f"event {sequence} (id {event_id}): content does not match its hash (changed after sealing)",
-                sequence,
-            )
-        for checkpoint in checkpoints.by_sequence.get(sequence, ()):
-            if checkpoint["hash"] != digest:
-                report.add(
-                    "checkpoint_mismatch",
-                    f"event {sequence} (id {event_id}) is not the event {_label(checkpoint)} signed: "
-                    "the chain was rewritten",
-                    sequence,
-                )
-        expected_sequence = sequence + 1
-        expected_previous = digest
-        last_hash = digest
-        count += 1
-    report.events = count
-    report.last_sequence = None if expected_sequence is None else expected_sequence - 1
-    report.head_hash = last_hash
+            found.append(Problem("broken_link", message, span.first_sequence))
+        report.events += span.events
+        previous = span
+    if previous is not None:
+        report.last_sequence, report.head_hash = previous.last_sequence, previous.last_hash
+    for problem in sorted(found, key=lambda p: p.sequence or 0):
+        report.add(problem.kind, problem.message, problem.sequence)
+    report.problem_count += dropped
 
 
 def _check_tail(report: ChainReport, checkpoints: _Checkpoints) -> None:
@@ -213,8 +155,8 @@ def _check_tail(report: ChainReport, checkpoints: _Checkpoints) -> None:
     if latest is not None and int(latest["sequence"]) > last:
         report.add(
             "truncated_tail",
-            f"the chain ends at sequence {last}, but {_label(latest)} recorded sequence {latest['sequence']}: "
-            f"{int(latest['sequence']) - last} event(s) removed from the tail since then",
+            f"the chain ends at sequence {last}, but {checkpoint_label(latest)} recorded sequence "
+            f"{latest['sequence']}: {int(latest['sequence']) - last} event(s) removed from the tail since then",
             last + 1,
         )
     if latest is None and report.events:
@@ -235,13 +177,20 @@ def _check_unsealed(report: ChainReport, now: datetime) -> None:
 
 
 def chain_verify(
-    *, checkpoint_file: str | None = None, max_problems: int = 20, chunk_size: int = CHUNK_SIZE, now=None
+    *,
+    checkpoint_file: str | None = None,
+    jobs: int = 1,
+    max_problems: int = 20,
+    chunk_size: int = CHUNK_SIZE,
+    now: datetime | None = None,
 ) -> ChainReport:
-    """Check the whole log. ``checkpoint_file`` adds the checkpoints copied there."""
+    """Check the whole log. ``checkpoint_file`` adds the checkpoints copied there; ``jobs``
+    splits the walk across that many processes (each sees committed data only)."""
     started = time.monotonic()
     report = ChainReport(max_problems=max_problems)
     checkpoints = _load_checkpoints(report, checkpoint_file)
-    _walk(report, checkpoints, chunk_size)
+    spans = walk_all(checkpoints.by_sequence, jobs=jobs, chunk_size=chunk_size, max_problems=max_problems)
+    _join(report, spans, checkpoints)
     _check_tail(report, checkpoints)
     _check_unsealed(report, now or timezone.now())
     report.seconds = time.monotonic() - started

@@ -8,7 +8,7 @@ Parts (``--parts``, comma-separated, default ``write,verify``):
   the sealer was behind (sealed_at - created_at) and how long the last events waited.
 - ``verify``: loads the log up to ``--events`` (1,000,000) if it holds fewer (COPY of rows
   chained here exactly as the sealer chains them, continuing the existing chain), writes a
-  checkpoint, then times ``manage.py audit_verify`` over all of it.
+  checkpoint, then times ``manage.py audit_verify`` over all of it, with each ``--jobs`` value.
 - ``chaining``: the measurement behind the design (docs/audit.md): raw SQL on a scratch
   table, the same writes chained by each writer inside its own transaction under an
   advisory lock ("serialised") versus chained after commit by one sealer at a time
@@ -241,14 +241,15 @@ def part_verify(args) -> None:
 
     load_events(args.events)
     checkpoint_write(force=True)
-    out = io.StringIO()
-    began = time.monotonic()
-    call_command("audit_verify", stdout=out)
-    elapsed = time.monotonic() - began
-    print("\nverify: manage.py audit_verify (in this process, warm)")
-    for line in out.getvalue().splitlines():
-        print(f"  {line}")
-    print(f"  wall time {elapsed:.1f} s")
+    for jobs in (int(j) for j in args.jobs.split(",")):
+        out = io.StringIO()
+        began = time.monotonic()
+        call_command("audit_verify", "--jobs", str(jobs), stdout=out)
+        elapsed = time.monotonic() - began
+        print(f"\nverify: manage.py audit_verify --jobs {jobs} (in this process, warm)")
+        for line in out.getvalue().splitlines():
+            print(f"  {line}")
+        print(f"  wall time {elapsed:.1f} s")
 
 
 # --- chaining: serialised writers versus one sealer ---------------------------------------
@@ -381,6 +382,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log for verify (default 1M)")
     parser.add_argument("--writers", default="1,32", help="concurrent writers per level (default 1,32)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per write level (default 10)")
+    parser.add_argument("--jobs", default="1,2", help="audit_verify --jobs values to time (default 1,2)")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)

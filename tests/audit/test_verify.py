@@ -144,3 +144,36 @@ def test_the_command_explains_itself():
     parser = load_command_class("audit", "audit_verify").create_parser("manage.py", "audit_verify")
     help_text = " ".join(parser.format_help().split())
     assert "exits with status 1" in help_text and "--checkpoint-file" in help_text
+
+
+@pytest.fixture
+def small_spans(monkeypatch):
+    from audit import walk
+
+    monkeypatch.setattr(walk, "MIN_SPAN", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("tampering", "expected"),
+    [
+        (None, []),
+        ("UPDATE audit_securityevent SET actor_label = 'x' WHERE sequence = 9", [("content_changed", 9)]),
+        ("DELETE FROM audit_securityevent WHERE sequence IN (6, 7, 8)", [("sequence_gap", 6)]),
+        ("DELETE FROM audit_securityevent WHERE sequence BETWEEN 4 AND 9", [("sequence_gap", 4)]),
+        ("DELETE FROM audit_securityevent WHERE sequence = 1", [("missing_prefix", 2)]),
+    ],
+)
+def test_several_processes_find_what_one_finds(small_spans, tampering, expected):
+    record_events(12)  # committed and sealed as they are recorded (no test transaction here)
+    if tampering:
+        tamper(tampering)
+
+    one, four = chain_verify(jobs=1), chain_verify(jobs=4)
+    assert [(p.kind, p.sequence) for p in four.problems] == [(p.kind, p.sequence) for p in one.problems] == expected
+    assert (four.events, four.first_sequence, four.last_sequence, four.head_hash) == (
+        one.events,
+        one.first_sequence,
+        one.last_sequence,
+        one.head_hash,
+    )
