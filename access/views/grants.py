@@ -119,30 +119,47 @@ def grant_release(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    user = staff(request)
-    grant = selectors.grant_get_for_user(user=user, pk=pk)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form_errors(form))
-        return back(request, "access:grant_detail", pk)
-    try:
-        services.grant_revoke(actor=user, grant=grant, reason=form.cleaned_data["reason"], request=request)
-    except services.AccessError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Grant of {grant.role} to {grant.technician} revoked.")
-    return back(request, "access:grant_detail", pk)
+    return _grant_decision(
+        request,
+        pk,
+        ReasonForm,
+        lambda user, grant, data: services.grant_revoke(
+            actor=user, grant=grant, reason=data["reason"], request=request
+        ),
+        lambda grant: f"Grant of {grant.role} to {grant.technician} revoked.",
+    )
 
 
 @require_POST
 @login_required
 def break_glass_review(request: HttpRequest, pk: int) -> HttpResponse:
+    return _grant_decision(
+        request,
+        pk,
+        ReviewForm,
+        lambda user, grant, data: services.break_glass_review(
+            actor=user, grant=grant, notes=data["notes"], request=request
+        ),
+        lambda grant: f"Break-glass use by {grant.technician} reviewed.",
+    )
+
+
+def _grant_decision(request: HttpRequest, pk: int, form_class, act, success) -> HttpResponse:
+    """An org admin's decision on a grant with a written reason: the form, one service call,
+    its message, back to the grant."""
     user = staff(request)
     grant = selectors.grant_get_for_user(user=user, pk=pk)
-    form = ReviewForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors(form))
         return back(request, "access:grant_detail", pk)
+    try:
+        act(user, grant, form.cleaned_data)
+    except services.AccessError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success(grant))
+    return back(request, "access:grant_detail", pk)
     try:
         services.break_glass_review(actor=user, grant=grant, notes=form.cleaned_data["notes"], request=request)
     except services.AccessError as exc:
