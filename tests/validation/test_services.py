@@ -337,3 +337,12 @@ def test_code_check_before_the_text_left_costs_nothing(technician, person):
         services.sms_code_check(actor=technician, challenge=challenge, code="123456")
     challenge.refresh_from_db()
     assert challenge.attempts == 0 and not PersonVerificationState.objects.filter(person=person).exists()
+
+
+def test_only_technicians_send_enrolment_links(org, person, outbox):
+    from validation.models import PersonAuthenticator
+
+    auditor = UserFactory(roles=[Role.AUDITOR], organizations=[org])
+    with pytest.raises(VerificationError, match="Only technicians"):
+        services.enrollment_start(actor=auditor, person=person)
+    assert not PersonAuthenticator.objects.filter(person=person).exists()

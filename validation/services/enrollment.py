@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import Person, User
+from accounts.models import Person, Role, User
 from accounts.selectors import user_works_on
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
@@ -43,6 +43,8 @@ def enrollment_start(*, actor: User, person: Person, request: HttpRequest | None
     working until the new one is confirmed."""
     if not user_works_on(user=actor, organization=person.organization):
         raise VerificationError("You are not assigned to this person's organisation.")
+    if not (actor.is_superuser or actor.has_role(Role.TECHNICIAN)):
+        raise VerificationError("Only technicians send enrolment links.")
     reason = phone_unavailable_reason(person)
     if reason:
         raise VerificationError(f"Cannot send an enrolment link: {reason}.")
