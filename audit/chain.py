@@ -6,8 +6,9 @@ each committed, unsealed event, in id order, the next sequence number, the hash 
 event before it and its own HMAC. One sealer runs at a time (a PostgreSQL advisory
 transaction lock; on SQLite, the database's single write lock), so the chain cannot fork;
 an event committed while another process holds the lock is sealed by that process before
-it stops (``security_event_seal``), so none is missed. A beat task runs the sealer every
-few seconds as a backstop. docs/audit.md has the measurements behind this choice.
+it stops (``security_event_seal``), so none is missed. Each process runs the sealer after a
+commit at most once per ``AUDIT_SEAL_INTERVAL_MS``, and a beat task runs it every 3 seconds,
+so an event waits at most a few seconds for its link. docs/audit.md has the measurements behind this choice.
 
 Canonical content (what the HMAC covers), version 1: a JSON object of every column except
 ``hash`` (``HASHED_FIELDS``), keys sorted at every level, no whitespace
@@ -22,11 +23,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
@@ -194,7 +198,21 @@ def security_event_seal(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -
     return total
 
 
+_last_seal = -float("inf")  # when this process last ran the sealer after a commit (monotonic)
+_last_seal_lock = threading.Lock()
+
+
 def _seal_committed() -> None:
+    """At most once per ``AUDIT_SEAL_INTERVAL_MS`` per process: one run seals every process's
+    committed events, so a busy process need not run it after each of its own commits (each
+    run costs seven statements). An event committed in between is sealed by the next run in
+    any process, or by the beat task (every 3 s) when every process falls quiet."""
+    global _last_seal
+    with _last_seal_lock:
+        now = time.monotonic()
+        if (now - _last_seal) * 1000 < settings.AUDIT_SEAL_INTERVAL_MS:
+            return
+        _last_seal = now
     security_event_seal()
 
 

@@ -423,5 +423,8 @@ AUDIT_SIGNING_RETIRED_PUBLIC_KEYS = env_ed25519_public_keys("AUDIT_SIGNING_RETIR
 AUDIT_CHECKPOINT_FILE = env_str("AUDIT_CHECKPOINT_FILE")
 AUDIT_CHECKPOINT_URL = env_url("AUDIT_CHECKPOINT_URL", None, schemes=("http", "https"))
 AUDIT_CHECKPOINT_TOKEN = env_str("AUDIT_CHECKPOINT_TOKEN")
+# A process runs the chain's sealer after a commit at most this often (milliseconds); one run
+# seals every process's events, and the beat task seals every 3 s (docs/audit.md).
+AUDIT_SEAL_INTERVAL_MS = env_int("AUDIT_SEAL_INTERVAL_MS", 1000, minimum=0, maximum=2000)
 # audit_retention refuses to drop events younger than this (PCI DSS 10.5.1 asks for a year).
 AUDIT_RETENTION_MIN_DAYS = env_int("AUDIT_RETENTION_MIN_DAYS", 365, minimum=1)

@@ -40,3 +40,6 @@ if "RedisCache" not in CACHES["default"]["BACKEND"]:  # noqa: F405
 # The live server for browser tests serves static files straight from the finders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Tests read the chain right after the action that wrote the event: seal after every commit.
+AUDIT_SEAL_INTERVAL_MS = 0

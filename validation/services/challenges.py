@@ -258,8 +258,8 @@ def _approve(challenge: Challenge, verification: VerificationRequest, *, actor=N
         challenge=challenge.pk,
         method=challenge.method,
     )
-    reevaluate(verification, actor=actor, end_user=end_user, request=request)
-    bump(verification.pk)
+    if not reevaluate(verification, actor=actor, end_user=end_user, request=request):
+        bump(verification.pk)
 
 
 def _wrong(challenge: Challenge, verification, *, reason: str, final: bool, actor=None, end_user=False, request=None):
@@ -298,13 +298,14 @@ def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: Htt
         verification = _locked_open_request(challenge.request, actor)
         if challenge.method != Method.SMS_CODE:
             raise VerificationError("This challenge does not take a code.")
-        challenge.refresh_from_db(fields=["status"])
+        # One locked read: the checks below and the attempt the update counts see the same row.
+        challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
         if challenge.status == Challenge.Status.QUEUED:
             # Nothing was sent yet: a guess now is no answer, and must not cost an attempt.
             raise VerificationError("The code is still being sent; wait until it shows as sent.")
         if not _take_attempt(challenge.pk):
             raise VerificationError(_no_attempt_reason(challenge))
-        challenge.refresh_from_db()
+        challenge.attempts += 1
         if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
             _approve(challenge, verification, actor=actor, request=request)
             return True

@@ -88,17 +88,23 @@ def approved_methods(verification: VerificationRequest) -> list[str]:
     )
 
 
-def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool = False, request=None) -> None:
-    """After a challenge was approved: mark the request verified when the policy is met.
-    Runs inside the caller's transaction with the request row locked."""
+def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool = False, request=None) -> bool:
+    """After a challenge was approved: mark the request verified when the policy is met
+    (True; the live view's version moves with it). Runs inside the caller's transaction
+    with the request row locked."""
     evaluation = requirement_evaluate(verification_requirement(verification), approved_methods(verification))
     if not evaluation.met or verification.status != VerificationRequest.Status.PENDING:
-        return
+        return False
     now = timezone.now()
     verification.status = VerificationRequest.Status.VERIFIED
     verification.verified_at = now
     verification.expires_at = now + params.RESULT_LIFETIME
-    verification.save(update_fields=["status", "verified_at", "expires_at"])
+    VerificationRequest.objects.filter(pk=verification.pk).update(
+        status=verification.status,
+        verified_at=now,
+        expires_at=verification.expires_at,
+        version=F("version") + 1,
+    )
     _close_open_challenges(verification, reason="Policy met")
     PersonVerificationState.objects.filter(person_id=verification.person_id).update(consecutive_failures=0)
     record(
@@ -109,6 +115,7 @@ def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool 
         request=request,
         methods=evaluation.counted,
     )
+    return True
 
 
 def _close_open_challenges(verification: VerificationRequest, *, reason: str) -> None:
