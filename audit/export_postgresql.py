@@ -19,7 +19,11 @@ from django.db.models import Func, QuerySet, TextField
 from audit import export
 from audit.models import SecurityEvent
 
-_ISO_TIME = "(to_json({column}) #>> '{{}}')"  # 2026-03-02T09:01:00.123456+00:00, like isoformat()
+# 2026-03-02T09:01:00.123456+00:00, as to_json() writes it, from the plain text output: in the
+# ISO DateStyle (set for the export) and the UTC session Django keeps, that text is
+# "2026-03-02 09:01:00.123456+00" (the fraction trimmed the same way), and it costs
+# PostgreSQL a third less than to_json (docs/benchmarks.md).
+_ISO_TIME = "(replace({column}::text, ' ', 'T') || ':00')"
 _FORMULA_GUARD = (
     "CASE WHEN LEFT({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || {column} ELSE {column} END"
 )
@@ -95,6 +99,8 @@ def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
     """``COPY (<the queryset's SELECT>) TO STDOUT``, read as PostgreSQL sends it."""
     sql, params = rows.query.sql_with_params()
     connection = connections[rows.db]
+    with connection.cursor() as cursor:
+        cursor.execute("SET DateStyle TO ISO")  # the server's default; _ISO_TIME depends on it
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
         batch: list[bytes] = []
         for row in copy:  # one row per message

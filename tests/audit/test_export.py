@@ -3,7 +3,7 @@
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
@@ -207,3 +207,19 @@ def test_an_export_is_itself_recorded(as_user, auditor_a, events):
     event = SecurityEvent.objects.get(event_type="audit.exported")
     assert event.actor_id == auditor_a.pk
     assert event.details == {"format": "csv", "filter": {"event_type": "verification.*"}}
+
+
+@pytest.mark.parametrize("microsecond", [0, 120000, 123456, 5])
+@pytest.mark.parametrize("url", [CSV, JSONL])
+def test_exported_times_are_the_stored_instants(as_user, superuser, org_a, microsecond, url):
+    """Whatever the fraction (PostgreSQL trims trailing zeros), the exported time reads back
+    as the stored instant, in UTC, sealed time included."""
+    at = T0.replace(microsecond=microsecond)
+    event = record(EventType.VERIFICATION_CHALLENGE_SENT, at=at, organization=org_a, method="sms_code")
+    response = as_user(superuser).get(url, {"event_type": "verification.challenge_sent"})
+    (row,) = csv_rows(response) if url == CSV else jsonl_rows(response)
+    assert datetime.fromisoformat(row["created_at"]) == at
+    assert row["created_at"].endswith("+00:00")
+    event.refresh_from_db()
+    if event.sealed_at is not None:
+        assert datetime.fromisoformat(row["sealed_at"]) == event.sealed_at
