@@ -58,6 +58,7 @@ class EventType(models.TextChoices):
     VERIFICATION_ENROLLMENT_SENT = "verification.enrollment_sent", "Authenticator enrolment link sent"
     VERIFICATION_ENROLLMENT_COMPLETED = "verification.enrollment_completed", "Person enrolled an authenticator"
     VERIFICATION_ENROLLMENT_FAILED = "verification.enrollment_failed", "Authenticator enrolment link not sent"
+    VERIFICATION_SEND_LIMITED = "verification.send_limited", "Message not sent: a send limit was reached"
 
     ACCESS_ROLE_CREATED = "access.role_created", "JIT role created"
     ACCESS_ROLE_CHANGED = "access.role_changed", "JIT role changed"

@@ -290,6 +290,12 @@ VERIFICATION_MAX_ATTEMPTS = env_int("VERIFICATION_MAX_ATTEMPTS", 5, minimum=1, m
 VERIFICATION_FAILURE_CAP = env_int("VERIFICATION_FAILURE_CAP", 20, minimum=3, maximum=20)
 VERIFICATION_CONTACT_COOLDOWN_DAYS = env_int("VERIFICATION_CONTACT_COOLDOWN_DAYS", 7, minimum=7, maximum=90)
 VERIFICATION_ENROLLMENT_TTL_MINUTES = env_int("VERIFICATION_ENROLLMENT_TTL_MINUTES", 15, minimum=5, maximum=60)
+# Send limits (validation.services.limits): messages (challenges, enrolment links) per window.
+VERIFICATION_SEND_LIMIT_PERSON = env_int("VERIFICATION_SEND_LIMIT_PERSON", 3, minimum=1, maximum=3)  # per 10 min
+VERIFICATION_SEND_LIMIT_TECHNICIAN = env_int("VERIFICATION_SEND_LIMIT_TECHNICIAN", 30, minimum=1, maximum=500)  # per h
+VERIFICATION_SEND_LIMIT_DESTINATION = env_int("VERIFICATION_SEND_LIMIT_DESTINATION", 5, minimum=1, maximum=20)  # per h
+VERIFICATION_SEND_LIMIT_GLOBAL_MINUTE = env_int("VERIFICATION_SEND_LIMIT_GLOBAL_MINUTE", 60, minimum=1, maximum=10000)
+VERIFICATION_SEND_LIMIT_GLOBAL_HOUR = env_int("VERIFICATION_SEND_LIMIT_GLOBAL_HOUR", 1000, minimum=1, maximum=100000)
 
 # --- Just-In-Time access (DESIGN.md; hard caps in access.params) -----------------------
 ACCESS_REQUEST_REVIEW_HOURS = env_int("ACCESS_REQUEST_REVIEW_HOURS", 24, minimum=1, maximum=168)

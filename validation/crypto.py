@@ -53,3 +53,10 @@ def seal(secret: bytes) -> str:
 
 def unseal(token: str) -> bytes:
     return _fernet().decrypt(token.encode())
+
+
+def destination_hmac(address: str) -> str:
+    """A keyed hash of a phone number (E.164) or email address, so that sends to one
+    destination can be counted without storing it. Emails compare case-insensitively."""
+    normalised = address.strip().lower()
+    return hmac.new(_derived_key("send-destination"), normalised.encode(), hashlib.sha256).hexdigest()

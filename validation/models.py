@@ -207,3 +207,37 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"SMS to {self.to} at {self.created_at:%H:%M:%S}"
+
+
+class SendRecord(models.Model):
+    """One message queued to a contact of record (a challenge or an enrolment link): the
+    ledger the send limits count (``validation.services.limits``). The destination is kept
+    only as an HMAC, so one number is counted across organisations without storing it."""
+
+    class Kind(models.TextChoices):
+        CHALLENGE = "challenge", "Challenge"
+        ENROLLMENT = "enrollment", "Enrolment link"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    method = models.CharField(max_length=20, blank=True)
+    organization = models.ForeignKey(Organization, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed with created_at below, as the limits read them.
+    person = models.ForeignKey(
+        Person, null=True, on_delete=models.SET_NULL, related_name="send_records", db_index=False
+    )
+    technician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="send_records", db_index=False
+    )
+    destination_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["person", "-created_at"]),
+            models.Index(fields=["technician", "-created_at"]),
+            models.Index(fields=["destination_hash", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"

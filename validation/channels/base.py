@@ -42,6 +42,11 @@ class Channel:
     def destination_masked(self, person: Person) -> str:
         return person.masked_phone
 
+    def send_destination(self, person: Person) -> str:
+        """The address of record the message goes to (the send limits count it, hashed).
+        A channel that texts another number or emails must override it."""
+        return person.phone
+
     def compose(self, challenge: Challenge) -> str:
         """Create the challenge's secret, store its hash on ``challenge`` (unsaved) and return
         the message body. Only channels that send a message implement it."""
@@ -52,11 +57,26 @@ def phone_unavailable_reason(person: Person, *, now: datetime | None = None) -> 
     """The phone of record can serve unless it is missing or changed too recently."""
     if not person.phone:
         return "No phone of record"
-    if person.contact_changed_at is not None:
-        cooldown_ends = person.contact_changed_at + params.contact_cooldown()
-        if (now or timezone.now()) < cooldown_ends:
-            return (
-                f"Contact details changed on {person.contact_changed_at:%Y-%m-%d}; "
-                f"the phone cannot verify until {cooldown_ends:%Y-%m-%d %H:%M} UTC"
-            )
+    return contact_cooldown_reason(person, "the phone", now=now)
+
+
+def email_unavailable_reason(person: Person, *, now: datetime | None = None) -> str | None:
+    """The email of record can serve unless it is missing or changed too recently."""
+    if not person.email:
+        return "No email of record"
+    return contact_cooldown_reason(person, "the email", now=now)
+
+
+def contact_cooldown_reason(person: Person, contact: str, *, now: datetime | None = None) -> str | None:
+    """Why ``contact`` (a channel using the phone or email of record) cannot verify the
+    person: their contact details changed within the cooldown. One stamp covers both, so a
+    changed email also holds back the phone: either change may be an attacker's."""
+    if person.contact_changed_at is None:
+        return None
+    cooldown_ends = person.contact_changed_at + params.contact_cooldown()
+    if (now or timezone.now()) < cooldown_ends:
+        return (
+            f"Contact details changed on {person.contact_changed_at:%Y-%m-%d}; "
+            f"{contact} cannot verify until {cooldown_ends:%Y-%m-%d %H:%M} UTC"
+        )
     return None

@@ -19,8 +19,9 @@ from validation.channels import SendError, channel_for
 from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS, sms_send
 from validation.channels.totp import totp_match
-from validation.models import Challenge, Method, PersonAuthenticator, VerificationRequest
+from validation.models import Challenge, Method, PersonAuthenticator, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record
+from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
     failure_count,
@@ -89,12 +90,13 @@ def _create(verification: VerificationRequest, method: str, *, status: str, acto
     return challenge
 
 
+@records_refusals
 @transaction.atomic
 def challenge_start(
     *, actor: User, verification: VerificationRequest, method: str, request: HttpRequest | None = None
 ) -> Challenge:
     """Queue a challenge that sends a message (SMS code, push link); a worker sends it
-    after this transaction commits."""
+    after this transaction commits. The send limits count it (``services.limits``)."""
     verification = _locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
@@ -107,11 +109,26 @@ def challenge_start(
             f"A {waiting.get_method_display().lower()} is already waiting for an answer "
             f"until {waiting.expires_at:%H:%M:%S} UTC."
         )
+    _reserve_send(verification, method, actor)
     challenge = _create(verification, method, status=Challenge.Status.QUEUED, actor=actor, request=request)
     from validation.tasks import challenge_send
 
     transaction.on_commit(lambda: challenge_send.delay(challenge.pk))
     return challenge
+
+
+def _reserve_send(verification: VerificationRequest, method: str, actor: User) -> None:
+    """Count the message the channel says it sends against the send limits."""
+    channel, person = channel_for(method), verification.person
+    send_reserve(
+        person=person,
+        technician=actor,
+        destination=channel.send_destination(person),
+        destination_masked=channel.destination_masked(person),
+        kind=SendRecord.Kind.CHALLENGE,
+        method=method,
+        target=verification,
+    )
 
 
 def status_callback_url() -> str:
@@ -133,6 +150,11 @@ def challenge_dispatch(*, challenge_id: int) -> None:
             return
         if challenge.expires_at <= timezone.now():
             _expire(challenge, reason="Expired before it could be sent")
+            return
+        # The contact may have changed since the challenge was queued: never text a new number.
+        unavailable = channel_for(challenge.method).unavailable_reason(challenge.request.person)
+        if unavailable:
+            challenge_send_failed(challenge_id=challenge_id, reason=f"Not sent: {unavailable}")
             return
         body = channel_for(challenge.method).compose(challenge)
         challenge.save(update_fields=["code_hmac", "link_nonce_hash"])

@@ -19,8 +19,10 @@ from validation.channels import SendError
 from validation.channels.base import phone_unavailable_reason
 from validation.channels.sms import sms_send
 from validation.channels.totp import totp_match
-from validation.models import PersonAuthenticator
+from validation.models import PersonAuthenticator, SendRecord
 from validation.services._common import VerificationError
+from validation.services.limits import records_refusals, send_reserve
+from validation.services.requests import person_lock_reason
 
 MAX_ENROLLMENT_ATTEMPTS = 5
 
@@ -37,10 +39,12 @@ def _event(event_type: EventType, person: Person, *, actor=None, end_user=False,
     )
 
 
+@records_refusals
 @transaction.atomic
 def enrollment_start(*, actor: User, person: Person, request: HttpRequest | None = None) -> PersonAuthenticator:
     """Send the person a one-time link to enrol an authenticator. An enrolled one keeps
-    working until the new one is confirmed."""
+    working until the new one is confirmed. The link counts against every send limit, as a
+    challenge does: it is a text to the phone of record, sent by a technician."""
     if not user_works_on(user=actor, organization=person.organization):
         raise VerificationError("You are not assigned to this person's organisation.")
     if not (actor.is_superuser or actor.has_role(Role.TECHNICIAN)):
@@ -61,6 +65,14 @@ def enrollment_start(*, actor: User, person: Person, request: HttpRequest | None
         request=request,
         replaces_enrolled=authenticator.is_confirmed,
     )
+    send_reserve(
+        person=person,
+        technician=actor,
+        destination=person.phone,
+        destination_masked=person.masked_phone,
+        kind=SendRecord.Kind.ENROLLMENT,
+        target=person,
+    )
     from validation.tasks import enrollment_send
 
     transaction.on_commit(lambda: enrollment_send.delay(authenticator.pk))
@@ -78,6 +90,11 @@ def enrollment_dispatch(*, authenticator_id: int) -> None:
             .first()
         )
         if authenticator is None or authenticator.enrollment_expires_at <= timezone.now():
+            return
+        # The phone may have changed, or verification locked, since the link was queued.
+        unavailable = phone_unavailable_reason(authenticator.person) or person_lock_reason(authenticator.person)
+        if unavailable:
+            enrollment_send_failed(authenticator_id=authenticator_id, reason=f"Not sent: {unavailable}")
             return
         nonce = crypto.nonce_generate()
         authenticator.enrollment_nonce_hash = crypto.nonce_hash(nonce)

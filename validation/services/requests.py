@@ -249,6 +249,8 @@ def verification_expire_stale(*, now: datetime | None = None) -> int:
             record(EventType.VERIFICATION_REQUEST_EXPIRED, verification, unused_result=unused)
             expired += 1
     from validation.services.challenges import challenge_expire_stale
+    from validation.services.limits import send_records_prune
 
     challenge_expire_stale(now=now)
+    send_records_prune(now=now)
     return expired

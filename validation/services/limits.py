@@ -1,0 +1,294 @@
+"""Send limits: how many messages the portal may queue, to whom, per sliding window.
+
+Every message to a contact of record (a challenge that sends, an enrolment link) passes
+``send_reserve`` inside the transaction that queues it. Limits (``docs/verification.md``):
+per person, per technician, per destination (across every organisation), and a global
+ceiling per minute and per hour; and nothing at all while the person's verification is
+locked. A window slides: "at most 3 per 10 minutes" holds for every 10-minute span.
+
+How the counts stay right:
+
+- The database is the source of truth: one ``SendRecord`` per queued message (the
+  destination only as an HMAC). A send is allowed only after counting those rows while
+  holding a PostgreSQL advisory transaction lock per limit (taken in one fixed order, so
+  two senders cannot deadlock); the row is inserted before the lock is released at commit.
+  So concurrent senders are counted one after another. On SQLite, transactions begin
+  IMMEDIATE and writers are serialised anyway.
+- The cache (Redis in production) keeps, per limit, the newest send times. It answers
+  refusals without a lock or a query, which is the hot path when someone hammers a
+  button. It is written only from committed rows (after commit), so it never holds a send
+  that did not happen: a refusal from the cache is always true, and a cold, flushed, stale
+  or unreachable cache only means the database is asked instead. With the cache down the
+  limits still hold (they fail closed, on the database).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Person, User
+from audit.events import EventType
+from audit.recorder import security_event_record
+from validation import crypto
+from validation.models import SendRecord
+from validation.services._common import VerificationError
+from validation.services.requests import person_lock_reason
+
+logger = logging.getLogger(__name__)
+
+PERSON_MAX = 3  # DESIGN.md: at most 3 sends per person per 10 minutes (may be lowered)
+PERSON_WINDOW = timedelta(minutes=10)
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+RECORDS_KEPT = timedelta(days=1)  # longer than any window
+CACHE_PREFIX = "validation:send-limit:v1:"
+
+MESSAGES = {
+    "person": "at most {maximum} messages to this person per {window}",
+    "technician": "you may send at most {maximum} verification messages per {window}",
+    "destination": "at most {maximum} messages to {masked} per {window}, counted across every organisation",
+    "global_minute": "the portal sends at most {maximum} messages per {window} in all",
+    "global_hour": "the portal sends at most {maximum} messages per {window} in all",
+}
+WINDOW_TEXT = {PERSON_WINDOW: "10 minutes", HOUR: "hour", MINUTE: "minute"}
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # a key of MESSAGES; recorded in the security event
+    key: str  # cache and lock identity; holds no contact in clear
+    maximum: int
+    window: timedelta
+    records: Q  # this limit's rows of SendRecord, any time
+
+
+class SendLimited(VerificationError):
+    """A message was refused by a send limit. ``message`` tells the technician which limit
+    and when to try again; the rest is for the security event."""
+
+    def __init__(self, message: str, *, organization: Any, target: Any, details: dict[str, Any]):
+        super().__init__(message)
+        self.organization = organization
+        self.target = target
+        self.details = details
+
+
+def person_maximum() -> int:
+    return min(settings.VERIFICATION_SEND_LIMIT_PERSON, PERSON_MAX)
+
+
+def limits_for(*, person: Person, technician: User, destination_hash: str) -> list[Limit]:
+    return [
+        Limit("person", f"person:{person.pk}", person_maximum(), PERSON_WINDOW, Q(person_id=person.pk)),
+        Limit(
+            "technician",
+            f"technician:{technician.pk}",
+            settings.VERIFICATION_SEND_LIMIT_TECHNICIAN,
+            HOUR,
+            Q(technician_id=technician.pk),
+        ),
+        Limit(
+            "destination",
+            f"destination:{destination_hash}",
+            settings.VERIFICATION_SEND_LIMIT_DESTINATION,
+            HOUR,
+            Q(destination_hash=destination_hash),
+        ),
+        Limit("global_minute", "global:minute", settings.VERIFICATION_SEND_LIMIT_GLOBAL_MINUTE, MINUTE, Q()),
+        Limit("global_hour", "global:hour", settings.VERIFICATION_SEND_LIMIT_GLOBAL_HOUR, HOUR, Q()),
+    ]
+
+
+def send_reserve(
+    *,
+    person: Person,
+    technician: User,
+    destination: str,
+    destination_masked: str,
+    kind: str,
+    method: str = "",
+    target: Any,
+) -> SendRecord:
+    """Count one message to ``destination`` (a phone number or email of record) against
+    every limit, or raise SendLimited. Call it inside the transaction that queues the
+    message, as late as possible: the lock it takes is held until that transaction ends."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("send_reserve must run inside the transaction that queues the message")
+    now = timezone.now()
+    context = {"organization": person.organization, "target": target, "person": person, "kind": kind}
+    lock = person_lock_reason(person)
+    if lock:
+        raise _refusal(
+            f"No message sent: verification is locked for this person ({lock}). An org admin must lift the lock.",
+            limit="person_locked",
+            **context,
+        )
+    destination_hash = crypto.destination_hmac(destination)
+    limits = limits_for(person=person, technician=technician, destination_hash=destination_hash)
+    recent: dict[str, list[float]] = {}
+    full = _cached_full(limits, now)
+    if full is None:
+        _lock(limits)
+        recent = {limit.key: _recent_times(limit, now) for limit in limits}
+        full = _first_full(limits, recent, now)
+    if full is not None:
+        limit, retry_at = full
+        raise _limit_refusal(limit, retry_at, masked=destination_masked, method=method, **context)
+    record = SendRecord.objects.create(
+        kind=kind,
+        method=method,
+        organization=person.organization,
+        person=person,
+        technician=technician,
+        destination_hash=destination_hash,
+        created_at=now,
+    )
+    transaction.on_commit(functools.partial(_remember, limits, recent, now))
+    return record
+
+
+def _recent_times(limit: Limit, now: datetime) -> list[float]:
+    """The newest ``maximum`` send times inside the window, newest first (epoch seconds)."""
+    times = (
+        SendRecord.objects.filter(limit.records, created_at__gt=now - limit.window)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[: limit.maximum]
+    )
+    return [t.timestamp() for t in times]
+
+
+def _full_until(limit: Limit, times: list[float], now: datetime) -> datetime | None:
+    """When the limit lets a message through again, or None when it does now. The window
+    frees up when the ``maximum``-th newest send in it leaves it."""
+    inside = sorted((t for t in times if t > (now - limit.window).timestamp()), reverse=True)
+    if len(inside) < limit.maximum:
+        return None
+    return datetime.fromtimestamp(inside[limit.maximum - 1], tz=UTC) + limit.window
+
+
+def _first_full(limits: list[Limit], recent: dict[str, list[float]], now: datetime) -> tuple[Limit, datetime] | None:
+    for limit in limits:
+        retry_at = _full_until(limit, recent[limit.key], now)
+        if retry_at is not None:
+            _cache_write({_cache_key(limit): recent[limit.key]}, limit.window)  # committed rows only
+            return limit, retry_at
+    return None
+
+
+def _cached_full(limits: list[Limit], now: datetime) -> tuple[Limit, datetime] | None:
+    try:
+        stored = cache.get_many([_cache_key(limit) for limit in limits])
+    except Exception as exc:  # an accelerator only: the database decides next
+        logger.warning("Send-limit cache unreadable (%s); counting in the database", type(exc).__name__)
+        return None
+    for limit in limits:
+        retry_at = _full_until(limit, stored.get(_cache_key(limit)) or [], now)
+        if retry_at is not None:
+            return limit, retry_at
+    return None
+
+
+def _remember(limits: list[Limit], recent: dict[str, list[float]], now: datetime) -> None:
+    """After commit: each limit's newest times, this send included, for the fast path."""
+    for limit in limits:
+        times = [now.timestamp(), *recent[limit.key]][: limit.maximum]
+        _cache_write({_cache_key(limit): times}, limit.window)
+
+
+def _cache_write(values: dict[str, list[float]], window: timedelta) -> None:
+    try:
+        cache.set_many(values, timeout=int(window.total_seconds()) + 1)
+    except Exception as exc:  # the database stays right; the next send asks it
+        logger.warning("Send-limit cache unwritable (%s)", type(exc).__name__)
+
+
+def _cache_key(limit: Limit) -> str:
+    return CACHE_PREFIX + limit.key
+
+
+def _lock(limits: list[Limit]) -> None:
+    """Serialise senders that share a limit until their transactions end (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite: every write transaction begins IMMEDIATE, one writer at a time
+    ids = sorted({_lock_id(limit.key) for limit in limits})
+    with connection.cursor() as cursor:
+        for lock_id in ids:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def _lock_id(key: str) -> int:
+    digest = hashlib.sha256(f"send-limit:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _limit_refusal(limit: Limit, retry_at: datetime, *, masked: str, method: str, **context) -> SendLimited:
+    what = MESSAGES[limit.name].format(maximum=limit.maximum, window=WINDOW_TEXT[limit.window], masked=masked)
+    return _refusal(
+        f"Send limit reached: {what}. Try again at {retry_at:%H:%M:%S} UTC.",
+        limit=limit.name,
+        maximum=limit.maximum,
+        window_seconds=int(limit.window.total_seconds()),
+        retry_at=retry_at.isoformat(),
+        destination=masked,
+        method=method,
+        **context,
+    )
+
+
+def _refusal(message: str, *, organization, target, person: Person, kind: str, **details) -> SendLimited:
+    scope = {"verification": target.pk} if target is not person else {}
+    return SendLimited(
+        message,
+        organization=organization,
+        target=target,
+        details={**scope, "person": person.pk, "kind": kind, **details},
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def records_refusals(service: F) -> F:
+    """Put outside a service's ``transaction.atomic``: a SendLimited refusal rolls the
+    service back, then is recorded as a security event in a transaction of its own
+    (inside the caller's, when there is one) and raised on to the view."""
+
+    @functools.wraps(service)
+    def wrapper(*args, **kwargs):
+        try:
+            return service(*args, **kwargs)
+        except SendLimited as refusal:
+            send_limited_record(refusal, actor=kwargs.get("actor"), request=kwargs.get("request"))
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+@transaction.atomic
+def send_limited_record(refusal: SendLimited, *, actor: Any = None, request: Any = None) -> None:
+    security_event_record(
+        event_type=EventType.VERIFICATION_SEND_LIMITED,
+        actor=actor,
+        organization=refusal.organization,
+        target=refusal.target,
+        details=refusal.details,
+        request=request,
+    )
+
+
+def send_records_prune(*, now: datetime) -> int:
+    """Drop ledger rows no window looks at any more. Returns how many went."""
+    deleted, _ = SendRecord.objects.filter(created_at__lt=now - RECORDS_KEPT).delete()
+    return deleted
