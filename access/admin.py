@@ -385,3 +385,7 @@ class GrantAdmin(ReadOnlyAdmin):
                 actor=request.user, grant=grant, notes=notes, request=request
             ),
         )
+
+
+# Access review campaigns (read-only) are registered in their own module.
+from access import admin_reviews  # noqa: E402, F401

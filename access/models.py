@@ -344,3 +344,7 @@ def human_duration(duration: timedelta) -> str:
     if total % 60 == 0 and total:
         return f"{total // 60} minutes"
     return f"{total} seconds"
+
+
+# Access review campaigns live in their own module; imported here so Django finds them.
+from access.review_models import ReviewCampaign, ReviewItem  # noqa: E402, F401

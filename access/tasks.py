@@ -9,13 +9,15 @@ only delays the mirror cleanup and the emails, which the beat sweep then catches
 
 from __future__ import annotations
 
+from datetime import datetime
 from smtplib import SMTPException
 
 from celery import shared_task
+from django.utils import timezone
 
 from access import notifications, params, services
 from access.models import Grant
-from access.services import Outcome
+from access.services import Outcome, hygiene, reviews
 
 MAIL_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s
 
@@ -84,3 +86,36 @@ def break_glass_alert(self, grant_id: int) -> int:
 @shared_task
 def access_sweep() -> dict[str, int]:
     return services.access_sweep()
+
+
+# --- Access hygiene (beat): end-dated eligibilities, review campaigns, the daily digest ------
+
+
+@shared_task
+def eligibility_expire_due() -> int:
+    return hygiene.eligibility_expire_due()
+
+
+@shared_task
+def review_campaigns_close_due() -> int:
+    return reviews.review_campaigns_close_due()
+
+
+@shared_task
+def review_campaigns_start_due() -> int:
+    return reviews.review_campaigns_start_due()
+
+
+@shared_task
+def access_digest() -> int:
+    """Beat (daily): one digest task per active organisation, all for the same 24 hours."""
+    until = timezone.now()
+    organization_ids = hygiene.access_digest_organizations()
+    for organization_id in organization_ids:
+        access_digest_send.delay(organization_id, until.isoformat())
+    return len(organization_ids)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def access_digest_send(self, organization_id: int, until: str) -> int:
+    return _mail(self, hygiene.access_digest_send, organization_id=organization_id, until=datetime.fromisoformat(until))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from access.views import approvals, grants, org_admin, requests
+from access.views import approvals, grants, locked_staff, org_admin, requests, reviews
 
 app_name = "access"
 
@@ -27,4 +27,15 @@ urlpatterns = [
     path("organisations/<slug:slug>/eligibilities/", org_admin.eligibility_list, name="eligibility_list"),
     path("organisations/<slug:slug>/eligibilities/<int:pk>/end/", org_admin.eligibility_end, name="eligibility_end"),
     path("organisations/<slug:slug>/grants/", org_admin.org_grants, name="org_grants"),
+    # Org admins: access hygiene (reviews, staff locked for inactivity).
+    path("organisations/<slug:slug>/reviews/", reviews.review_list, name="review_list"),
+    path("organisations/<slug:slug>/reviews/start/", reviews.review_start, name="review_start"),
+    path("organisations/<slug:slug>/reviews/<int:pk>/", reviews.review_detail, name="review_detail"),
+    path(
+        "organisations/<slug:slug>/reviews/<int:pk>/items/<int:item_pk>/decide/",
+        reviews.review_item_decide,
+        name="review_item_decide",
+    ),
+    path("organisations/<slug:slug>/locked-staff/", locked_staff.locked_staff, name="locked_staff"),
+    path("organisations/<slug:slug>/locked-staff/<int:pk>/unlock/", locked_staff.staff_unlock, name="staff_unlock"),
 ]

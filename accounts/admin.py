@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts import selectors, services
+from accounts.admin_unlock import unlock_accounts
 from accounts.forms import PersonForm, StaffChangeForm, StaffCreationForm
 from accounts.models import ImportJob, Organization, Person, Role, User
 
@@ -78,13 +79,14 @@ class StaffUserAdmin(SuperuserOnlyMixin, DjangoUserAdmin):
         ("Personal info", {"fields": ("full_name",)}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Organisations", {"fields": ("assigned_organizations",)}),
-        ("Important dates", {"fields": ("last_login", "date_joined")}),
+        ("Important dates", {"fields": ("last_login", "date_joined", "locked_at", "unlocked_at")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "full_name", "usable_password", "password1", "password2")}),
     )
-    list_display = ("email", "full_name", "is_active", "is_staff", "is_superuser", "last_login")
+    list_display = ("email", "full_name", "is_active", "is_staff", "is_superuser", "last_login", "locked_at")
     list_filter = ("is_active", "is_staff", "is_superuser", "groups")
+    actions = (unlock_accounts,)
     search_fields = ("email", "full_name")
     ordering = ("email",)
     show_full_result_count = False
@@ -92,7 +94,9 @@ class StaffUserAdmin(SuperuserOnlyMixin, DjangoUserAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("email", "last_login", "date_joined", "assigned_organizations")
+        # A locked account is unlocked only with a reason, by the "Unlock" action.
+        locked = ("is_active",) if obj.locked_at is not None else ()
+        return ("email", "last_login", "date_joined", "locked_at", "unlocked_at", "assigned_organizations", *locked)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -43,6 +43,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May open the Django admin (still after MFA).")
     date_joined = models.DateTimeField(default=timezone.now)
+    # Inactivity lock (accounts.services.user_lock_inactive): set with is_active=False when the
+    # account went STAFF_INACTIVE_LOCK_DAYS without a sign-in; cleared by user_unlock, which
+    # stamps unlocked_at so the inactivity clock restarts there.
+    locked_at = models.DateTimeField(null=True, blank=True, help_text="Locked for inactivity at.")
+    unlocked_at = models.DateTimeField(null=True, blank=True, help_text="Last unlocked (with a reason) at.")
 
     objects = UserManager()
 
@@ -58,6 +63,11 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def has_role(self, role: Role) -> bool:
         return self.groups.filter(name=role).exists()
+
+    @property
+    def is_locked(self) -> bool:
+        """Locked for inactivity: cannot sign in until an org admin (or superuser) unlocks it."""
+        return self.locked_at is not None
 
 
 class Organization(models.Model):

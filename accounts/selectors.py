@@ -12,7 +12,7 @@ from django.http import Http404
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_users_with_perms
 
-from accounts.models import ImportJob, Organization, Person, User
+from accounts.models import ImportJob, Organization, Person, Role, User
 
 ORG_PERMISSION = "accounts.work_on_organization"
 ORG_CODENAME = "work_on_organization"
@@ -160,3 +160,94 @@ def _as_e164(digits: str) -> str | None:
 
 def staff_for_organization(*, organization: Organization) -> QuerySet[User]:
     return get_users_with_perms(organization, only_with_perms_in=["work_on_organization"], with_superusers=False)
+
+
+# --- Inactive staff accounts (accounts.services.user_lock_inactive / user_unlock) ----------
+
+
+def staff_ids_assigned_to(*, organization_ids) -> QuerySet:
+    """Ids of staff assigned to any of ``organization_ids`` (a list or a values() subquery),
+    active or not: a locked account keeps its assignments."""
+    organization_type = ContentType.objects.get_for_model(Organization)
+    return (
+        UserObjectPermission.objects.filter(
+            content_type=organization_type,
+            permission__codename=ORG_CODENAME,
+            permission__content_type=organization_type,
+        )
+        .annotate(organization_id=Cast("object_pk", BigIntegerField()))
+        .filter(organization_id__in=organization_ids)
+        .values("user_id")
+    )
+
+
+def assigned_organization_ids(*, user: User) -> list[int]:
+    """The organisations a staff member is assigned to, whether or not the account is active."""
+    return list(_assigned_organization_ids(user).values_list("organization_id", flat=True))
+
+
+def staff_inactive_since(*, cutoff) -> QuerySet[User]:
+    """Active, unlocked accounts with no sign-in, creation or unlock after ``cutoff``: their
+    last use (the latest of ``last_login``, ``date_joined`` and ``unlocked_at``) is at or
+    before it. A session lasts at most SESSION_ABSOLUTE_LIMIT after its sign-in, so
+    ``last_login`` is within that of the last request."""
+    return (
+        User.objects.filter(is_active=True, locked_at__isnull=True, date_joined__lte=cutoff)
+        .filter(Q(last_login__isnull=True) | Q(last_login__lte=cutoff))
+        .filter(Q(unlocked_at__isnull=True) | Q(unlocked_at__lte=cutoff))
+    )
+
+
+def locked_staff_for_organization(*, organization: Organization) -> QuerySet[User]:
+    """Accounts locked for inactivity among the organisation's assigned staff, oldest lock first."""
+    return User.objects.filter(
+        locked_at__isnull=False, pk__in=staff_ids_assigned_to(organization_ids=[organization.pk])
+    ).order_by("locked_at", "email")
+
+
+def locked_staff_get_for_organization(*, organization: Organization, pk: int) -> User:
+    """A locked staff member of the organisation, or Http404 (another organisation's staff,
+    an unlocked account, no such account)."""
+    try:
+        return locked_staff_for_organization(organization=organization).get(pk=pk)
+    except User.DoesNotExist:
+        raise Http404("No such locked account") from None
+
+
+def org_admins_of_staff(*, user: User) -> QuerySet[User]:
+    """Active org admins assigned to any organisation ``user`` is assigned to (never ``user``):
+    whom a locked staff member can ask to unlock them."""
+    shared = staff_ids_assigned_to(organization_ids=_assigned_organization_ids(user))
+    return (
+        User.objects.filter(is_active=True, groups__name=Role.ORG_ADMIN.value, pk__in=shared)
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("full_name", "email")
+    )
+
+
+def may_unlock(*, actor: User, user: User) -> bool:
+    """Superusers unlock anyone but themselves. An org admin unlocks a non-superuser who is
+    assigned to one of the active organisations the org admin is assigned to. Nobody unlocks
+    their own account."""
+    if not actor.is_authenticated or not actor.is_active or actor.pk == user.pk:
+        return False
+    if actor.is_superuser:
+        return True
+    if user.is_superuser or not actor.has_role(Role.ORG_ADMIN):
+        return False
+    mine = organization_list_for_user(user=actor).values("pk")
+    return staff_ids_assigned_to(organization_ids=mine).filter(user_id=user.pk).exists()
+
+
+def org_admins_of_organization(*, organization: Organization) -> QuerySet[User]:
+    """The organisation's active, assigned org admins (no superuser fallback)."""
+    return (
+        User.objects.filter(
+            is_active=True,
+            groups__name=Role.ORG_ADMIN.value,
+            pk__in=staff_ids_assigned_to(organization_ids=[organization.pk]),
+        )
+        .distinct()
+        .order_by("email")
+    )

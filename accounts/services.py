@@ -3,19 +3,26 @@ transaction and records its security event in that same transaction."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
+from accounts import selectors
 from accounts.models import Organization, Person, Role, User
 from accounts.selectors import ORG_PERMISSION
 from audit.events import EventType
 from audit.recorder import security_event_record
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -108,6 +115,8 @@ def user_update(
     """
     user = User.objects.select_for_update().get(pk=user.pk)
     changed = _changed_fields(user, data, STAFF_EDITABLE_FIELDS)
+    if "is_active" in changed and user.locked_at is not None:
+        raise ValueError("This account is locked for inactivity: unlock it with a reason instead.")
     for name in changed:
         setattr(user, name, data[name])
     if changed:
@@ -224,3 +233,112 @@ def person_delete(*, actor: User | None, person: Person) -> None:
         details={"employee_id": person.employee_id},
     )
     person.delete()
+
+
+# --- Inactive staff accounts: locked by beat, unlocked by an org admin with a reason --------
+
+UNLOCK_REASON_MIN = 5
+UNLOCK_REASON_MAX = 200
+
+
+class UnlockError(Exception):
+    """An unlock was refused. ``message`` is safe to show to the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def inactivity_cutoff(now: datetime) -> datetime:
+    """Accounts whose last use is at or before this instant are due to be locked."""
+    return now - timedelta(days=settings.STAFF_INACTIVE_LOCK_DAYS)
+
+
+@transaction.atomic
+def user_lock_inactive(*, user_id: int) -> bool:
+    """Lock one account unused for STAFF_INACTIVE_LOCK_DAYS (no sign-in since, nor creation or
+    unlock): ``is_active`` off, so allauth refuses the sign-in and any session is anonymous at
+    its next request, and ``locked_at`` set, so an org admin can unlock it with a reason.
+    Re-checks under the row lock (a sign-in may have happened since the sweep listed it).
+    A superuser is locked too, unless it is the last active superuser: the portal always
+    keeps one. Records ``auth.staff_locked``; the user is emailed after commit.
+    Returns whether it locked."""
+    now = timezone.now()
+    user = selectors.staff_inactive_since(cutoff=inactivity_cutoff(now)).select_for_update().filter(pk=user_id).first()
+    if user is None:
+        return False
+    if user.is_superuser:
+        # Lock every active superuser's row, so two last superusers are never locked at once.
+        others = [u.pk for u in User.objects.select_for_update().filter(is_active=True, is_superuser=True)]
+        if set(others) <= {user.pk}:
+            logger.warning("Not locking %s: the last active superuser (unused since before %s)", user.pk, now)
+            return False
+    user.is_active = False
+    user.locked_at = now
+    user.save(update_fields=["is_active", "locked_at"])
+    last_use = max(t for t in (user.last_login, user.date_joined, user.unlocked_at) if t is not None)
+    security_event_record(
+        event_type=EventType.AUTH_STAFF_LOCKED,
+        target=user,
+        details={
+            "days": settings.STAFF_INACTIVE_LOCK_DAYS,
+            "last_use": last_use.isoformat(),
+            "never_signed_in": user.last_login is None,
+            "organizations": selectors.assigned_organization_ids(user=user),
+        },
+    )
+    from accounts.tasks import staff_lock_notice
+
+    transaction.on_commit(lambda: staff_lock_notice.delay(user.pk))
+    return True
+
+
+def staff_lock_inactive_due() -> int:
+    """The beat sweep: lock every account due, each in its own transaction. Returns how many."""
+    due = selectors.staff_inactive_since(cutoff=inactivity_cutoff(timezone.now())).order_by("pk")
+    return sum(user_lock_inactive(user_id=pk) for pk in list(due.values_list("pk", flat=True)))
+
+
+def _refuse_self_unlock(actor: User, request: HttpRequest | None) -> None:
+    """Recorded in its own transaction so the refusal stays in the log, then raised."""
+    with transaction.atomic():
+        security_event_record(
+            event_type=EventType.AUTH_STAFF_UNLOCK_REFUSED, actor=actor, target=actor, request=request
+        )
+    raise UnlockError("You cannot unlock your own account; another org admin must.")
+
+
+def user_unlock(*, actor: User, user: User, reason: str, request: HttpRequest | None = None) -> User:
+    """Unlock an account locked for inactivity, with a reason (``UNLOCK_REASON_MIN`` to
+    ``UNLOCK_REASON_MAX`` characters). ``actor`` must pass ``selectors.may_unlock``: an org
+    admin of one of the user's organisations (not for superusers) or a superuser; never the
+    user (refused and recorded). The inactivity clock restarts at the unlock
+    (``unlocked_at``). Records ``auth.staff_unlocked`` with the reason; the user is emailed."""
+    if actor.pk == user.pk:
+        _refuse_self_unlock(actor, request)
+    reason = " ".join((reason or "").split())
+    if not UNLOCK_REASON_MIN <= len(reason) <= UNLOCK_REASON_MAX:
+        raise UnlockError(f"Give the reason for unlocking ({UNLOCK_REASON_MIN} to {UNLOCK_REASON_MAX} characters).")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.locked_at is None:
+            raise UnlockError(f"{locked} is not locked.")
+        if not selectors.may_unlock(actor=actor, user=locked):
+            raise UnlockError(f"You may not unlock {locked}.")
+        now = timezone.now()
+        locked_at = locked.locked_at
+        locked.is_active = True
+        locked.locked_at = None
+        locked.unlocked_at = now
+        locked.save(update_fields=["is_active", "locked_at", "unlocked_at"])
+        security_event_record(
+            event_type=EventType.AUTH_STAFF_UNLOCKED,
+            actor=actor,
+            target=locked,
+            request=request,
+            details={"reason": reason, "locked_at": locked_at.isoformat()},
+        )
+        from accounts.tasks import staff_unlock_notice
+
+        transaction.on_commit(lambda: staff_unlock_notice.delay(locked.pk))
+    return locked

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from smtplib import SMTPException
 
 from celery import shared_task
 
+from accounts import notifications, services
 from accounts.imports.jobs import import_job_fail, import_job_run
 from accounts.models import ImportJob
 
@@ -27,3 +29,29 @@ def people_import_run(job_id: int) -> None:
     except Exception:
         logger.exception("Directory import job %s failed", job_id)
         import_job_fail(job_id=job_id)
+
+
+MAIL_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s
+
+
+def _mail(task, send, **kwargs) -> int:
+    try:
+        return send(**kwargs)
+    except (SMTPException, OSError) as exc:
+        raise task.retry(countdown=2 ** (task.request.retries + 1)) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def staff_lock_notice(self, user_id: int) -> int:
+    return _mail(self, notifications.staff_locked_send, user_id=user_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def staff_unlock_notice(self, user_id: int) -> int:
+    return _mail(self, notifications.staff_unlocked_send, user_id=user_id)
+
+
+@shared_task
+def staff_lock_inactive() -> int:
+    """Beat: lock staff accounts unused for STAFF_INACTIVE_LOCK_DAYS (each re-checked under its row lock)."""
+    return services.staff_lock_inactive_due()

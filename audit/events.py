@@ -17,6 +17,9 @@ class EventType(models.TextChoices):
     AUTH_STAFF_CREATED = "auth.staff_created", "Staff account created"
     AUTH_SESSION_EXPIRED = "auth.session_expired", "Session reached its idle or absolute limit"
     AUTH_STAFF_CHANGED = "auth.staff_changed", "Staff account's flags, groups or permissions changed"
+    AUTH_STAFF_LOCKED = "auth.staff_locked", "Staff account locked after days without sign-in"
+    AUTH_STAFF_UNLOCKED = "auth.staff_unlocked", "Locked staff account unlocked"
+    AUTH_STAFF_UNLOCK_REFUSED = "auth.staff_unlock_refused", "Staff member tried to unlock their own account"
 
     DIRECTORY_ORGANIZATION_CREATED = "directory.organization_created", "Organisation created"
     DIRECTORY_STAFF_ASSIGNED = "directory.staff_assigned", "Staff member assigned to organisation"
@@ -78,6 +81,11 @@ class EventType(models.TextChoices):
     ACCESS_GRANT_EXPIRED = "access.grant_expired", "JIT grant expired; its permissions were removed"
     ACCESS_BREAK_GLASS_ACTIVATED = "access.break_glass_activated", "Break-glass access activated without approval"
     ACCESS_BREAK_GLASS_REVIEWED = "access.break_glass_reviewed", "Break-glass use reviewed"
+    ACCESS_REVIEW_STARTED = "access.review_started", "Access review campaign started"
+    ACCESS_REVIEW_ITEM_DECIDED = "access.review_item_decided", "Eligibility re-certified or removed in an access review"
+    ACCESS_REVIEW_SELF_REFUSED = "access.review_self_refused", "Technician tried to review their own eligibility"
+    ACCESS_REVIEW_CLOSED = "access.review_closed", "Access review campaign closed at its deadline"
+    ACCESS_DIGEST_SENT = "access.digest_sent", "Daily access digest emailed to org admins"
 
     AUDIT_RETENTION_APPLIED = "audit.retention_applied", "Events older than the retention period dropped"
     AUDIT_EXPORTED = "audit.exported", "Security events exported"

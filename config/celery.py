@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,4 +21,34 @@ app.conf.beat_schedule = {
     "audit-seal": {"task": "audit.tasks.audit_seal", "schedule": 3.0, "options": {"expires": 10.0}},
     # Signed checkpoint of the chain head (skipped while the head stays put, hourly at least).
     "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint", "schedule": 300.0, "options": {"expires": 240.0}},
+    # Access hygiene (docs/access.md "Hygiene"). Lock staff accounts unused for STAFF_INACTIVE_LOCK_DAYS.
+    "accounts-inactive-lock": {
+        "task": "accounts.tasks.staff_lock_inactive",
+        "schedule": crontab(minute=7),
+        "options": {"expires": 3000.0},
+    },
+    # End eligibilities past valid_until, and close review campaigns whose deadline came
+    # (what was not re-certified ends). Requests already refuse an expired eligibility.
+    "access-eligibility-expire": {
+        "task": "access.tasks.eligibility_expire_due",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
+    "access-review-close": {
+        "task": "access.tasks.review_campaigns_close_due",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
+    # Start the quarterly review of each organisation that is due (ACCESS_REVIEW_INTERVAL_DAYS).
+    "access-review-start": {
+        "task": "access.tasks.review_campaigns_start_due",
+        "schedule": crontab(hour=2, minute=15),
+        "options": {"expires": 3600.0},
+    },
+    # The org admins' daily digest of the last 24 hours.
+    "access-digest": {
+        "task": "access.tasks.access_digest",
+        "schedule": crontab(hour=6, minute=0),
+        "options": {"expires": 3600.0},
+    },
 }

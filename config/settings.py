@@ -302,6 +302,11 @@ ACCESS_REQUEST_REVIEW_HOURS = env_int("ACCESS_REQUEST_REVIEW_HOURS", 24, minimum
 ACCESS_ACTIVATION_WINDOW_HOURS = env_int("ACCESS_ACTIVATION_WINDOW_HOURS", 24, minimum=1, maximum=168)
 ACCESS_BREAK_GLASS_MAX_MINUTES = env_int("ACCESS_BREAK_GLASS_MAX_MINUTES", 30, minimum=5, maximum=60)
 ACCESS_REAUTH_MAX_AGE_SECONDS = env_int("ACCESS_REAUTH_MAX_AGE_SECONDS", 300, minimum=30, maximum=900)
+# Access hygiene (docs/access.md "Hygiene"): inactive staff accounts, access review campaigns.
+STAFF_INACTIVE_LOCK_DAYS = env_int("STAFF_INACTIVE_LOCK_DAYS", 45, minimum=7, maximum=365)
+# 0 turns the automatic (beat) campaigns off; org admins can still start one.
+ACCESS_REVIEW_INTERVAL_DAYS = env_int("ACCESS_REVIEW_INTERVAL_DAYS", 90, minimum=0, maximum=366)
+ACCESS_REVIEW_DEADLINE_DAYS = env_int("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=1, maximum=90)
 
 # --- Directory -------------------------------------------------------------------
 DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()

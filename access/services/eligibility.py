@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from access.models import AccessRequest, Eligibility, Grant, Role
+from access.models import AccessRequest, Eligibility, Grant, ReviewCampaign, ReviewItem, Role
 from access.selectors import may_administer_access, may_request_access
 from access.services._common import AccessError, iso, record
 from access.services.grants import grant_end
@@ -83,11 +83,33 @@ def eligibility_end(
         raise AccessError("Only org admins of this organisation manage its eligibilities.")
     if locked.ended_at is not None:
         raise AccessError("This eligibility has already ended.")
-    now = timezone.now()
+    why = f"Eligibility ended by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
+    eligibility_close(locked, actor=actor, now=timezone.now(), why=why, reason=reason.strip(), request=request)
+    return locked
+
+
+def eligibility_close(
+    locked: Eligibility,
+    *,
+    actor: User | None,
+    now: datetime,
+    why: str,
+    reason: str = "",
+    request: HttpRequest | None = None,
+    **details,
+) -> None:
+    """End a current eligibility locked by the caller (in its transaction): cancel the
+    technician's open requests for that role there, revoke their grants of it in force or
+    scheduled (``why`` becomes the grants' and requests' reason) and record
+    ``access.eligibility_ended``. Internal to the services: ``eligibility_end`` (an org
+    admin), the end-date sweep and access reviews (no actor: the system)."""
     locked.ended_at = now
     locked.ended_by = actor
     locked.save(update_fields=["ended_at", "ended_by"])
-    why = f"Eligibility ended by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
+    # Nothing is left to review: an open campaign counts the item as decided.
+    ReviewItem.objects.filter(
+        eligibility=locked, decision=ReviewItem.Decision.PENDING, campaign__status=ReviewCampaign.Status.OPEN
+    ).update(decision=ReviewItem.Decision.ENDED, decided_at=now, reason=why[:200])
     scope = {
         "technician_id": locked.technician_id,
         "role_id": locked.role_id,
@@ -111,6 +133,6 @@ def eligibility_end(
         role=locked.role.name,
         requests_cancelled=cancelled,
         grants_revoked=revoked,
-        reason=reason.strip()[:200],
+        reason=reason[:200],
+        **details,
     )
-    return locked
