@@ -385,3 +385,7 @@ class GrantAdmin(ReadOnlyAdmin):
                 actor=request.user, grant=grant, notes=notes, request=request
             ),
         )
+
+
+# Gated helpdesk actions: directory connectors per organisation and the action records.
+from access import admin_connectors  # noqa: E402, F401

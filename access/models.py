@@ -344,3 +344,7 @@ def human_duration(duration: timedelta) -> str:
     if total % 60 == 0 and total:
         return f"{total // 60} minutes"
     return f"{total} seconds"
+
+
+# Gated helpdesk actions and per-organisation directory connectors live in their own module.
+from access.action_models import DirectoryConnectorConfig, HelpdeskAction  # noqa: E402, F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from access.views import approvals, grants, org_admin, requests
+from access.views import actions, approvals, grants, org_admin, requests
 
 app_name = "access"
 
@@ -27,4 +27,7 @@ urlpatterns = [
     path("organisations/<slug:slug>/eligibilities/", org_admin.eligibility_list, name="eligibility_list"),
     path("organisations/<slug:slug>/eligibilities/<int:pk>/end/", org_admin.eligibility_end, name="eligibility_end"),
     path("organisations/<slug:slug>/grants/", org_admin.org_grants, name="org_grants"),
+    # Gated helpdesk actions, started from the person page.
+    path("people/<int:pk>/actions/<slug:action>/", actions.action_start, name="action_start"),
+    path("actions/<int:pk>/", actions.action_detail, name="action_detail"),
 ]

@@ -77,6 +77,12 @@ class EventType(models.TextChoices):
     ACCESS_GRANT_EXPIRED = "access.grant_expired", "JIT grant expired; its permissions were removed"
     ACCESS_BREAK_GLASS_ACTIVATED = "access.break_glass_activated", "Break-glass access activated without approval"
     ACCESS_BREAK_GLASS_REVIEWED = "access.break_glass_reviewed", "Break-glass use reviewed"
+    ACCESS_ACTION_PERFORMED = "access.action_performed", "Gated helpdesk action performed"
+    ACCESS_ACTION_REFUSED = "access.action_refused", "Gated helpdesk action refused: grant or verification missing"
+    ACCESS_ACTION_FAILED = "access.action_failed", "Gated helpdesk action failed in the directory connector"
+    ACCESS_CONTACT_NOTICE_SENT = "access.contact_notice_sent", "Contact change notice sent to an old or new contact"
+    ACCESS_CONTACT_NOTICE_FAILED = "access.contact_notice_failed", "Contact change notice could not be sent"
+    ACCESS_CONNECTOR_CONFIGURED = "access.connector_configured", "Organisation's directory connector changed"
 
     AUDIT_RETENTION_APPLIED = "audit.retention_applied", "Events older than the retention period dropped"
     AUDIT_EXPORTED = "audit.exported", "Security events exported"

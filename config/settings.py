@@ -296,6 +296,9 @@ ACCESS_REQUEST_REVIEW_HOURS = env_int("ACCESS_REQUEST_REVIEW_HOURS", 24, minimum
 ACCESS_ACTIVATION_WINDOW_HOURS = env_int("ACCESS_ACTIVATION_WINDOW_HOURS", 24, minimum=1, maximum=168)
 ACCESS_BREAK_GLASS_MAX_MINUTES = env_int("ACCESS_BREAK_GLASS_MAX_MINUTES", 30, minimum=5, maximum=60)
 ACCESS_REAUTH_MAX_AGE_SECONDS = env_int("ACCESS_REAUTH_MAX_AGE_SECONDS", 300, minimum=30, maximum=900)
+# Gated helpdesk actions: the directory connector of organisations without their own choice
+# (access.DirectoryConnectorConfig, set by superusers in the admin). Checked at start-up.
+DIRECTORY_CONNECTOR_DEFAULT = env_str("DIRECTORY_CONNECTOR_DEFAULT", "record_only") or "record_only"
 
 # --- Directory -------------------------------------------------------------------
 DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()
