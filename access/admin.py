@@ -387,5 +387,5 @@ class GrantAdmin(ReadOnlyAdmin):
         )
 
 
-# Access review campaigns (read-only) are registered in their own module.
-from access import admin_reviews  # noqa: E402, F401
+# Access review campaigns (read-only), directory connectors and action records: own modules.
+from access import admin_connectors, admin_reviews  # noqa: E402, F401

@@ -346,5 +346,7 @@ def human_duration(duration: timedelta) -> str:
     return f"{total} seconds"
 
 
-# Access review campaigns live in their own module; imported here so Django finds them.
+# Gated helpdesk actions, directory connectors and access review campaigns live in their own
+# modules; imported here so Django finds them.
+from access.action_models import DirectoryConnectorConfig, HelpdeskAction  # noqa: E402, F401
 from access.review_models import ReviewCampaign, ReviewItem  # noqa: E402, F401

@@ -88,6 +88,25 @@ def access_sweep() -> dict[str, int]:
     return services.access_sweep()
 
 
+@shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
+def contact_change_notify(self, action_id: int, side: str) -> bool:
+    """Tell the old or the new contact of a contact change (gated helpdesk actions)."""
+    from access.services.action_contacts import SendError, contact_change_notice_failed, contact_change_notice_send
+
+    try:
+        return contact_change_notice_send(action_id=action_id, side=side)
+    except SendError as exc:
+        if exc.permanent or self.request.retries >= MAIL_RETRIES:
+            contact_change_notice_failed(action_id=action_id, side=side, reason=exc.reason)
+            return False
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+    except (SMTPException, OSError) as exc:
+        if self.request.retries >= MAIL_RETRIES:
+            contact_change_notice_failed(action_id=action_id, side=side, reason=type(exc).__name__)
+            return False
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from exc
+
+
 # --- Access hygiene (beat): end-dated eligibilities, review campaigns, the daily digest ------
 
 

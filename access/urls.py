@@ -1,6 +1,6 @@
 from django.urls import path
 
-from access.views import approvals, grants, locked_staff, org_admin, requests, reviews
+from access.views import actions, approvals, grants, locked_staff, org_admin, requests, reviews
 
 app_name = "access"
 
@@ -38,4 +38,7 @@ urlpatterns = [
     ),
     path("organisations/<slug:slug>/locked-staff/", locked_staff.locked_staff, name="locked_staff"),
     path("organisations/<slug:slug>/locked-staff/<int:pk>/unlock/", locked_staff.staff_unlock, name="staff_unlock"),
+    # Gated helpdesk actions, started from the person page.
+    path("people/<int:pk>/actions/<slug:action>/", actions.action_start, name="action_start"),
+    path("actions/<int:pk>/", actions.action_detail, name="action_detail"),
 ]

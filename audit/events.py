@@ -87,6 +87,13 @@ class EventType(models.TextChoices):
     ACCESS_REVIEW_CLOSED = "access.review_closed", "Access review campaign closed at its deadline"
     ACCESS_DIGEST_SENT = "access.digest_sent", "Daily access digest emailed to org admins"
 
+    ACTION_PERFORMED = "action.performed", "Gated helpdesk action performed"
+    ACTION_REFUSED = "action.refused", "Gated helpdesk action refused: grant or verification missing"
+    ACTION_FAILED = "action.failed", "Gated helpdesk action failed in the directory connector"
+    ACTION_CONTACT_NOTICE_SENT = "action.contact_notice_sent", "Contact change notice sent to an old or new contact"
+    ACTION_CONTACT_NOTICE_FAILED = "action.contact_notice_failed", "Contact change notice could not be sent"
+    ACTION_CONNECTOR_CONFIGURED = "action.connector_configured", "Organisation's directory connector changed"
+
     AUDIT_RETENTION_APPLIED = "audit.retention_applied", "Events older than the retention period dropped"
     AUDIT_EXPORTED = "audit.exported", "Security events exported"
 

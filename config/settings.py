@@ -307,6 +307,9 @@ STAFF_INACTIVE_LOCK_DAYS = env_int("STAFF_INACTIVE_LOCK_DAYS", 45, minimum=7, ma
 # 0 turns the automatic (beat) campaigns off; org admins can still start one.
 ACCESS_REVIEW_INTERVAL_DAYS = env_int("ACCESS_REVIEW_INTERVAL_DAYS", 90, minimum=0, maximum=366)
 ACCESS_REVIEW_DEADLINE_DAYS = env_int("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=1, maximum=90)
+# Gated helpdesk actions: the directory connector of organisations without their own choice
+# (access.DirectoryConnectorConfig, set by superusers in the admin). Checked at start-up.
+DIRECTORY_CONNECTOR_DEFAULT = env_str("DIRECTORY_CONNECTOR_DEFAULT", "record_only") or "record_only"
 
 # --- Directory -------------------------------------------------------------------
 DIRECTORY_DEFAULT_REGION = (env_str("DIRECTORY_DEFAULT_REGION", "US") or "US").upper()

@@ -35,7 +35,10 @@ def _form_errors(form) -> str:
 @login_required
 def verification_start(request: HttpRequest, pk: int) -> HttpResponse:
     person = person_get_for_user(user=cast(User, request.user), pk=pk)
-    form = VerificationStartForm(request.POST if request.method == "POST" else None)
+    # ?action=<action> pre-selects what the caller asks for (the links of a refused gated action).
+    form = VerificationStartForm(
+        request.POST if request.method == "POST" else None, initial={"action": request.GET.get("action", "")[:20]}
+    )
     if form.is_bound and form.is_valid():
         try:
             verification = services.verification_request_create(
