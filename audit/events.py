@@ -50,6 +50,11 @@ class EventType(models.TextChoices):
     VERIFICATION_CHALLENGE_EXPIRED = "verification.challenge_expired", "Challenge expired"
     VERIFICATION_FRAUD_REPORTED = "verification.fraud_reported", "Person reported: I didn't request this"
     VERIFICATION_PERSON_LOCKED = "verification.person_locked", "Verification locked for a person"
+    VERIFICATION_LOCK_LIFTED = "verification.lock_lifted", "Verification lock lifted by an org admin"
+    VERIFICATION_LOCK_LIFT_REFUSED = (
+        "verification.lock_lift_refused",
+        "The technician whose verification set a lock tried to lift it",
+    )
     VERIFICATION_LINK_REJECTED = "verification.link_rejected", "Expired, used or tampered link refused"
     VERIFICATION_WEBHOOK_REJECTED = "verification.webhook_rejected", "Twilio webhook with a bad signature refused"
     VERIFICATION_POLICY_CHANGED = "verification.policy_changed", "Verification policy changed"

@@ -5,7 +5,9 @@ organisations they are assigned to (superusers: all); another organisation's row
   through ``services.policy_update`` so the hard floors hold and the change is recorded.
   Only superusers add or delete them (defaults are created on first use).
 - Requests, challenges, authenticators and per-person state: read-only. Secrets (code
-  HMACs, link nonce hashes, sealed keys) are never shown. Lifting locks comes later.
+  HMACs, link nonce hashes, sealed keys) are never shown. A verification lock is lifted
+  only through ``services.lockout.person_lock_lift`` (the verify page of the person, by a
+  second org admin, with a reason); here it is shown with who set and last lifted it.
 """
 
 from __future__ import annotations
@@ -254,11 +256,21 @@ class PersonAuthenticatorAdmin(ReadOnlyAdmin):
 
 @admin.register(PersonVerificationState)
 class PersonVerificationStateAdmin(ReadOnlyAdmin):
-    fields = ("person", "consecutive_failures", "locked_at", "locked_reason")
+    fields = (
+        "person",
+        "consecutive_failures",
+        "locked_at",
+        "locked_reason",
+        "locked_request",
+        "locked_technician",
+        "lifted_at",
+        "lifted_by",
+        "lift_reason",
+    )
     readonly_fields = fields
-    list_display = fields
+    list_display = ("person", "consecutive_failures", "locked_at", "locked_reason", "locked_technician", "lifted_at")
     list_filter = (PersonOrganizationFilter, ("locked_at", admin.EmptyFieldListFilter))
-    list_select_related = ("person",)
+    list_select_related = ("person", "locked_technician")
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(person__in=person_list_for_user(user=request.user))

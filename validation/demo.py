@@ -1,6 +1,7 @@
-"""Demo authenticators for `make run`: a few people in each demo organisation have an
-enrolled TOTP authenticator, so the demo can show an MFA reset (push + authenticator)
-without a phone. Development mode only."""
+"""Demo data for `make run`: a few people in each demo organisation have an enrolled TOTP
+authenticator, so the demo can show an MFA reset (push + authenticator) without a phone,
+and the demo org admin allows SMS reply and email code for "Other" requests. Development
+mode only."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Person
+from accounts.models import Organization, Person, User
+from accounts.selectors import organization_list_for_user
 from validation import crypto
 from validation.channels.totp import STEP
-from validation.models import PersonAuthenticator
+from validation.models import Action, Method, PersonAuthenticator
 
 DEMO_ENROLLED = ("ACM00001", "ACM00002", "ACM00003", "GLO00001", "GLO00002", "GLO00003")
+DEMO_ORG_ADMIN = "orgadmin@demo.example"
 
 
 def _require_development() -> None:
@@ -48,3 +51,20 @@ def demo_person_code(person: Person) -> str | None:
     totp = TOTP(crypto.unseal(authenticator.sealed_key), step=STEP, digits=6)
     totp.time = timezone.now().timestamp()
     return f"{totp.token():06d}"
+
+
+def demo_policies_seed() -> list[Organization]:
+    """The demo org admin adds SMS reply and email code to the "Other" policy of their
+    organisations, through the policy service (recorded like any edit). Idempotent."""
+    from validation.services import policy_for, policy_update
+
+    _require_development()
+    admin = User.objects.filter(email=DEMO_ORG_ADMIN).first()
+    if admin is None:
+        return []
+    organizations = list(organization_list_for_user(user=admin))
+    for organization in organizations:
+        policy = policy_for(organization=organization, action=Action.OTHER)
+        methods = list(dict.fromkeys([*policy.allowed_methods, Method.SMS_REPLY, Method.EMAIL_CODE]))
+        policy_update(actor=admin, policy=policy, data={"allowed_methods": methods})
+    return organizations

@@ -113,3 +113,19 @@ class PolicyAdminForm(forms.ModelForm):
             for name, message in errors.items():
                 self.add_error(name, message)
         return data
+
+
+class LockLiftForm(forms.Form):
+    """An org admin's reason for lifting a verification lock (the service checks who may)."""
+
+    reason = forms.CharField(
+        min_length=10,
+        max_length=500,
+        label="Why is it safe to lift the lock?",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={
+            "required": "Give the reason for lifting the lock.",
+            "min_length": "Give the reason for lifting the lock (at least 10 characters).",
+            "max_length": "Keep the reason under 500 characters.",
+        },
+    )

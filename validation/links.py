@@ -15,6 +15,7 @@ from django.urls import reverse
 
 PUSH = "validation.push"
 ENROLLMENT = "validation.enrollment"
+FRAUD_REPORT = "validation.fraud_report"  # "I didn't request this" in a verification email
 
 
 class BadLink(Exception):

@@ -30,6 +30,8 @@ class Method(models.TextChoices):
     SMS_CODE = "sms_code", "SMS code"
     PUSH = "push", "Number-matched approval link"
     TOTP = "totp", "Authenticator app code"
+    SMS_REPLY = "sms_reply", "SMS reply (YES + number)"
+    EMAIL_CODE = "email_code", "Email code"
 
 
 class VerificationPolicy(models.Model):
@@ -162,6 +164,19 @@ class PersonVerificationState(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     locked_at = models.DateTimeField(null=True, blank=True)
     locked_reason = models.CharField(max_length=200, blank=True)
+    # What set the lock: the request (and so its technician, who may never lift it).
+    locked_request = models.ForeignKey(
+        VerificationRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    locked_technician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The last lift, kept for the admin (the security event holds the full history).
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lift_reason = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return f"{self.person}: {'locked' if self.locked_at else 'open'}"
@@ -241,3 +256,20 @@ class SendRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class InboundMessage(models.Model):
+    """A text received through Twilio's inbound webhook (or the development outbox's reply
+    form): only its MessageSid and what it did, never the body or the full sender. The
+    unique MessageSid makes a replayed webhook change nothing, in any process."""
+
+    message_sid = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=20, blank=True)
+    challenge = models.ForeignKey(Challenge, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Inbound {self.message_sid} ({self.outcome or 'pending'})"

@@ -5,7 +5,8 @@ A policy is snapshotted into each VerificationRequest when it is created, so edi
 policy never changes what an open request needs. Hard floors hold whatever an org
 admin configures: SMS codes are never strong, so an SMS code alone never suffices
 for a privileged person or an MFA reset, and every action but "other" needs at least
-one strong method.
+one strong method. An email code (low assurance) is never strong and never enough on
+its own: a request is not verified on email alone, whatever the policy says.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.core.exceptions import ValidationError
 from validation.models import Action, Method, VerificationPolicy
 
 STRONG_METHODS = frozenset({Method.PUSH, Method.TOTP})
+NEVER_ALONE = frozenset({Method.EMAIL_CODE})  # counts only next to another method
 MAX_METHODS = 4
 
 DEFAULTS: dict[str, dict] = {
@@ -48,6 +50,8 @@ def policy_floor_errors(
     unknown = set(allowed) - set(Method.values)
     if unknown or not allowed:
         errors["allowed_methods"] = "Choose at least one known method."
+    elif set(allowed) <= NEVER_ALONE:
+        errors["allowed_methods"] = "An email code is never sufficient alone: allow another method too."
     if not 1 <= min_methods <= MAX_METHODS:
         errors["min_methods"] = f"Between 1 and {MAX_METHODS}."
     elif min_methods > len(set(allowed)):
@@ -154,6 +158,9 @@ def requirement_evaluate(requirement: Requirement, approved_methods: list[str]) 
     for method in requirement.required:
         if method not in counted:
             missing.append(f"{Method(method).label} is required")
+    if not missing and counted and set(counted) <= NEVER_ALONE:
+        others = [m for m in requirement.allowed if m not in NEVER_ALONE]
+        missing.append(f"An email code never suffices alone: 1 more method from: {_labels(others, counted)}")
     return Evaluation(met=not missing, counted=counted, missing=missing)
 
 
@@ -162,6 +169,8 @@ def requirement_describe(requirement: Requirement) -> str:
     text = f"{requirement.min_methods} independent method{'s' if requirement.min_methods > 1 else ''} from {methods}"
     if requirement.min_strong:
         text += f"; at least {requirement.min_strong} strong (not SMS code)"
+    if NEVER_ALONE & set(requirement.allowed):
+        text += "; an email code never suffices alone"
     if requirement.required:
         text += "; must include " + ", ".join(str(Method(m).label) for m in requirement.required)
     if requirement.privileged:

@@ -39,3 +39,15 @@ def enrollment_send(self, authenticator_id: int) -> None:
 @shared_task
 def verification_expire() -> int:
     return services.verification_expire_stale()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=SEND_RETRIES)
+def fraud_alert(self, verification_id: int) -> int:
+    from smtplib import SMTPException
+
+    from validation.notifications import fraud_alert_send
+
+    try:
+        return fraud_alert_send(verification_id=verification_id)
+    except (SMTPException, OSError) as exc:
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from exc

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from validation.views import end_user, outbox, policies, technician, webhooks
+from validation.views import end_user, lockout, outbox, policies, technician, webhooks
 
 app_name = "validation"
 
@@ -15,14 +15,18 @@ urlpatterns = [
     path("verifications/<int:pk>/challenges/<int:challenge_pk>/code/", technician.code_check, name="code_check"),
     path("verifications/<int:pk>/cancel/", technician.verification_cancel, name="cancel"),
     path("people/<int:pk>/enrol-authenticator/", technician.enrollment_start, name="enrollment_start"),
+    path("people/<int:pk>/verification-lock/lift/", lockout.lock_lift, name="lock_lift"),
     # Org admins: policies.
     path("organisations/<slug:slug>/policies/", policies.policy_list, name="policy_list"),
     path("organisations/<slug:slug>/policies/<str:action>/", policies.policy_edit, name="policy_edit"),
     # End users on their phones: no login; the signed one-time link is the credential.
     path("r/<str:token>/", end_user.push_respond, name="push_respond"),
     path("e/<str:token>/", end_user.enroll, name="enroll"),
+    path("f/<str:token>/", lockout.fraud_report, name="fraud_report"),
     # Twilio (signature-checked).
     path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio_status"),
+    path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio_inbound"),
     # Development outbox (only with the outbox on: DEBUG and no Twilio credentials).
     path("dev/outbox/", outbox.outbox, name="outbox"),
+    path("dev/outbox/reply/", outbox.outbox_reply, name="outbox_reply"),
 ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from validation.channels.base import Channel, SendError
+from validation.channels.email_code import EmailCodeChannel
 from validation.channels.push import PushChannel
 from validation.channels.sms_code import SmsCodeChannel
+from validation.channels.sms_reply import SmsReplyChannel
 from validation.channels.totp import TotpChannel
 
-CHANNELS: dict[str, Channel] = {c.method: c for c in (PushChannel(), TotpChannel(), SmsCodeChannel())}
+CHANNELS: dict[str, Channel] = {
+    c.method: c for c in (PushChannel(), TotpChannel(), SmsCodeChannel(), SmsReplyChannel(), EmailCodeChannel())
+}
 
 
 def channel_for(method: str) -> Channel:

@@ -52,6 +52,13 @@ class Channel:
         the message body. Only channels that send a message implement it."""
         raise NotImplementedError
 
+    def deliver(self, challenge: Challenge, body: str, *, status_callback: str) -> str:
+        """Send the composed message and return the provider's message id. Raises SendError.
+        A text to the phone of record unless the channel says otherwise."""
+        from validation.channels.sms import sms_send  # sms imports this module
+
+        return sms_send(to=challenge.request.person.phone, body=body, status_callback=status_callback)
+
 
 def phone_unavailable_reason(person: Person, *, now: datetime | None = None) -> str | None:
     """The phone of record can serve unless it is missing or changed too recently."""

@@ -17,15 +17,16 @@ from audit.events import EventType
 from validation import crypto, links, params
 from validation.channels import SendError, channel_for
 from validation.channels.push import match_numbers
-from validation.channels.sms import PERMANENT_ERRORS, sms_send
+from validation.channels.sms import PERMANENT_ERRORS
+from validation.channels.sms_reply import reply_match_number
 from validation.channels.totp import totp_match
 from validation.models import Challenge, Method, PersonAuthenticator, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record
 from validation.services.limits import records_refusals, send_reserve
+from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
     approved_methods,
     failure_count,
-    person_lock,
     person_lock_reason,
     reevaluate,
     verification_fail,
@@ -77,6 +78,8 @@ def _create(verification: VerificationRequest, method: str, *, status: str, acto
     )
     if method == Method.PUSH:
         challenge.match_number, challenge.match_choices = match_numbers()
+    elif method == Method.SMS_REPLY:
+        challenge.match_number = reply_match_number(verification.person)
     challenge.save()
     bump(verification.pk)
     record(
@@ -151,16 +154,16 @@ def challenge_dispatch(*, challenge_id: int) -> None:
         if challenge.expires_at <= timezone.now():
             _expire(challenge, reason="Expired before it could be sent")
             return
+        channel = channel_for(challenge.method)
         # The contact may have changed since the challenge was queued: never text a new number.
-        unavailable = channel_for(challenge.method).unavailable_reason(challenge.request.person)
+        unavailable = channel.unavailable_reason(challenge.request.person)
         if unavailable:
             challenge_send_failed(challenge_id=challenge_id, reason=f"Not sent: {unavailable}")
             return
-        body = channel_for(challenge.method).compose(challenge)
+        body = channel.compose(challenge)
         challenge.save(update_fields=["code_hmac", "link_nonce_hash"])
-        to = challenge.request.person.phone
     try:
-        message_id = sms_send(to=to, body=body, status_callback=status_callback_url())
+        message_id = channel.deliver(challenge, body, status_callback=status_callback_url())
     except SendError as exc:
         if not exc.permanent:
             raise
@@ -318,7 +321,7 @@ def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: Htt
     """The technician types the code the caller read out. True when it was right."""
     with transaction.atomic():
         verification = _locked_open_request(challenge.request, actor)
-        if challenge.method != Method.SMS_CODE:
+        if challenge.method not in (Method.SMS_CODE, Method.EMAIL_CODE):
             raise VerificationError("This challenge does not take a code.")
         # One locked read: the checks below and the attempt the update counts see the same row.
         challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
@@ -415,16 +418,7 @@ def push_respond(*, token: str, choice: str, request: HttpRequest | None = None)
                 status=Challenge.Status.DENIED, answered_at=timezone.now(), failure_reason="Denied by the person"
             )
             if choice == PUSH_FRAUD:
-                record(
-                    EventType.VERIFICATION_FRAUD_REPORTED,
-                    verification,
-                    end_user=True,
-                    request=request,
-                    challenge=challenge.pk,
-                )
-                person_lock(
-                    verification, reason="The person reported they did not request this", end_user=True, request=request
-                )
+                fraud_report(verification=verification, challenge=challenge, via=VIA_PUSH, request=request)
             else:
                 record(
                     EventType.VERIFICATION_CHALLENGE_DENIED,

@@ -159,7 +159,9 @@ def person_lock(verification: VerificationRequest, *, reason: str, end_user: boo
     state, _ = PersonVerificationState.objects.select_for_update().get_or_create(person_id=verification.person_id)
     if state.locked_at is None:
         state.locked_at, state.locked_reason = now, reason[:200]
-        state.save(update_fields=["locked_at", "locked_reason"])
+        # Whose verification set the lock: that technician may never lift it.
+        state.locked_request_id, state.locked_technician_id = verification.pk, verification.technician_id
+        state.save(update_fields=["locked_at", "locked_reason", "locked_request", "locked_technician"])
     pending = VerificationRequest.objects.select_for_update().filter(
         person_id=verification.person_id, status=VerificationRequest.Status.PENDING
     )

@@ -22,6 +22,7 @@ from accounts.models import User
 from accounts.selectors import person_get_for_user
 from validation import selectors, services
 from validation.forms import ChallengeSendForm, CodeForm, VerificationStartForm
+from validation.services import lockout
 
 LIST_PAGE_SIZE = 25
 FRAGMENT_HEADER = "X-Portal-Fragment"
@@ -60,6 +61,7 @@ def verification_start(request: HttpRequest, pk: int) -> HttpResponse:
         "options": options,
         "requirements": selectors.action_requirements_for_person(person=person, options=options),
         "lock_reason": selectors.person_lock_reason(person),
+        "lift_refusal": lockout.lift_refusal_reason(user=cast(User, request.user), person=person),
         "enrolment_reason": selectors.person_can_receive_enrolment(person),
         "authenticator": getattr(person, "authenticator", None),
     }

@@ -1,7 +1,9 @@
-"""Twilio's message status callbacks: signature first, then one service call.
+"""Twilio's webhooks: message status callbacks and inbound messages (replies to SMS-reply
+challenges). Signature first, then one service call.
 
 Twilio does not retry a status callback that got a 2xx, so a well-formed signed callback
-for a message we do not know still gets 200. Nothing here logs or records the body.
+for a message we do not know still gets 200. An inbound message is answered with TwiML:
+an empty ``<Response/>`` or one short text. Nothing here logs or records a body.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import re
 import time
 from functools import wraps
+from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +24,7 @@ from audit.events import EventType
 from audit.recorder import security_event_record, source_ip_for
 from validation import services
 from validation.channels.sms import twilio_signature_valid
+from validation.services import replies
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,17 @@ def status_callback_fields(post: QueryDict) -> dict[str, str]:
     return {"message_id": message_id, "message_status": message_status, "error_code": error_code}
 
 
+def inbound_message_fields(post: QueryDict) -> dict[str, str]:
+    """The arguments of ``sms_reply_receive`` from an inbound message's form. Raises
+    BadCallback. A From that is not a phone number (a short code, another channel) is
+    passed on: it matches no phone of record, so it changes nothing."""
+    message_sid = _single(post, "MessageSid", required=True)
+    if not replies.INBOUND_SID_PATTERN.fullmatch(message_sid):
+        raise BadCallback("MessageSid: expected SM or MM followed by 32 lowercase hexadecimal digits.")
+    from_number = _single(post, "From", required=True)
+    return {"message_sid": message_sid, "from_number": from_number[:40], "body": _single(post, "Body", required=False)}
+
+
 def twilio_configured(view):
     """404 in development outbox mode: with no Twilio account there is nothing to call back."""
 
@@ -94,7 +109,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     """Delivery receipt for a text: sent, delivered, undelivered, failed."""
     if not twilio_signature_valid(request):
         reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
-        _record_rejection(request, reason)
+        _record_rejection(request, reason, webhook="twilio_status")
         return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
     try:
         fields = status_callback_fields(request.POST)
@@ -105,10 +120,36 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     return HttpResponse(content_type="text/plain")
 
 
+@csrf_exempt
+@twilio_configured
+@require_POST
+def twilio_inbound(request: HttpRequest) -> HttpResponse:
+    """A text to the portal's number: a reply to an SMS-reply challenge, or anything else
+    (which changes nothing)."""
+    if not twilio_signature_valid(request):
+        reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
+        _record_rejection(request, reason, webhook="twilio_inbound")
+        return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
+    try:
+        fields = inbound_message_fields(request.POST)
+    except BadCallback as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    outcome = replies.sms_reply_receive(**fields, request=request)
+    return twiml_response(replies.reply_text(outcome))
+
+
+def twiml_response(text: str) -> HttpResponse:
+    """Twilio's answer to an inbound message: nothing, or one text back to the sender."""
+    message = f"<Message>{escape(text)}</Message>" if text else ""
+    return HttpResponse(
+        f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>', content_type="text/xml"
+    )
+
+
 REJECTIONS_RECORDED_PER_MINUTE = 20
 
 
-def _record_rejection(request: HttpRequest, reason: str) -> None:
+def _record_rejection(request: HttpRequest, reason: str, *, webhook: str) -> None:
     """A security event per refused webhook, at most REJECTIONS_RECORDED_PER_MINUTE per
     source address: the endpoint is public, and a flood must not flood the audit log."""
     minute = int(time.time() // 60)
@@ -122,7 +163,7 @@ def _record_rejection(request: HttpRequest, reason: str) -> None:
         security_event_record(
             event_type=EventType.VERIFICATION_WEBHOOK_REJECTED,
             request=request,
-            details={"webhook": "twilio_status", "reason": reason},
+            details={"webhook": webhook, "reason": reason},
         )
     elif count == REJECTIONS_RECORDED_PER_MINUTE + 1:
         logger.warning("More than %s refused Twilio webhooks this minute from one address", count - 1)

@@ -3,7 +3,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from validation.demo import demo_authenticators_seed
+from validation.demo import demo_authenticators_seed, demo_policies_seed
 
 
 class Command(BaseCommand):
@@ -15,6 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             people = demo_authenticators_seed()
+            organizations = demo_policies_seed()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         port = os.environ.get("PORT", "8000")
@@ -24,5 +25,7 @@ class Command(BaseCommand):
             "The code their authenticator shows now (the caller reads it to the technician):\n"
             "  .venv/bin/python manage.py demo_person_totp ACM00002\n"
             f"Texts to people go to the development outbox: http://127.0.0.1:{port}/dev/outbox/\n"
-            "(open it as the phone).\n"
+            "(open it as the phone; its Reply link answers an SMS-reply text).\n"
+            f'"Other" requests may also use SMS reply and email code in: '
+            f"{', '.join(o.name for o in organizations) or 'no organisation'}.\n"
         )
