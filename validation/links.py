@@ -15,6 +15,7 @@ from django.urls import reverse
 
 PUSH = "validation.push"
 ENROLLMENT = "validation.enrollment"
+APPROVAL = "validation.approval"
 
 
 class BadLink(Exception):

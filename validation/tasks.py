@@ -39,3 +39,30 @@ def enrollment_send(self, authenticator_id: int) -> None:
 @shared_task
 def verification_expire() -> int:
     return services.verification_expire_stale()
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def approval_send(self, challenge_id: int) -> None:
+    from validation.services.approvals import approval_dispatch
+
+    try:
+        approval_dispatch(challenge_id=challenge_id)
+    except SendError as exc:
+        if self.request.retries >= SEND_RETRIES:
+            services.challenge_send_failed(
+                challenge_id=challenge_id, reason=f"{exc.reason}; gave up after {SEND_RETRIES} retries", code=exc.code
+            )
+            return
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def approver_code_send(self, challenge_id: int, serial: int) -> None:
+    from validation.services.approver import approver_code_dispatch
+
+    try:
+        approver_code_dispatch(challenge_id=challenge_id, serial=serial)
+    except SendError:
+        if self.request.retries >= SEND_RETRIES:
+            return  # the approver asks for another code (at most MAX_CODES)
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None

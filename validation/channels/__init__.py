@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from validation.channels.approval import ManagerApprovalChannel, PeerApprovalChannel
 from validation.channels.base import Channel, SendError
 from validation.channels.push import PushChannel
 from validation.channels.sms_code import SmsCodeChannel
 from validation.channels.totp import TotpChannel
 
-CHANNELS: dict[str, Channel] = {c.method: c for c in (PushChannel(), TotpChannel(), SmsCodeChannel())}
+CHANNELS: dict[str, Channel] = {
+    c.method: c
+    for c in (PushChannel(), TotpChannel(), SmsCodeChannel(), ManagerApprovalChannel(), PeerApprovalChannel())
+}
 
 
 def channel_for(method: str) -> Channel:

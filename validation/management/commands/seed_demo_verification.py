@@ -25,4 +25,7 @@ class Command(BaseCommand):
             "  .venv/bin/python manage.py demo_person_totp ACM00002\n"
             f"Texts to people go to the development outbox: http://127.0.0.1:{port}/dev/outbox/\n"
             "(open it as the phone).\n"
+            "An MFA reset (and anything for a privileged person) also needs a manager or peer approval:\n"
+            "press 'Ask manager ... to approve' on the verification page; the manager's link and identity\n"
+            "code land in the same outbox. ACM00001/GLO00001 (the CEOs) have no manager: ask a peer.\n"
         )
