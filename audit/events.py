@@ -67,6 +67,14 @@ class EventType(models.TextChoices):
     VERIFICATION_ENROLLMENT_COMPLETED = "verification.enrollment_completed", "Person enrolled an authenticator"
     VERIFICATION_ENROLLMENT_FAILED = "verification.enrollment_failed", "Authenticator enrolment link not sent"
     VERIFICATION_SEND_LIMITED = "verification.send_limited", "Message not sent: a send limit was reached"
+    VERIFICATION_APPROVER_CODE_SENT = "verification.approver_code_sent", "Approver's identity code sent"
+    VERIFICATION_APPROVER_WRONG_CODE = "verification.approver_wrong_code", "Approver entered a wrong identity code"
+    VERIFICATION_APPROVER_CONFIRMED = "verification.approver_confirmed", "Approver confirmed who they are"
+    VERIFICATION_APPROVAL_DENIED = "verification.approval_denied", "Manager or peer denied the request"
+    VERIFICATION_SELF_APPROVAL_REFUSED = (
+        "verification.self_approval_refused",
+        "Approval refused: the approver is the person or the technician",
+    )
 
     ACCESS_ROLE_CREATED = "access.role_created", "JIT role created"
     ACCESS_ROLE_CHANGED = "access.role_changed", "JIT role changed"

@@ -7,7 +7,7 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from validation.channels import CHANNELS
-from validation.models import Action, Method, VerificationPolicy
+from validation.models import Action, ApprovalRequired, Method, VerificationPolicy
 from validation.policy import MAX_METHODS, policy_floor_errors
 from validation.services.requests import TICKET_PATTERN
 
@@ -72,6 +72,9 @@ class PolicyForm(forms.Form):
     privileged_extra_methods = forms.IntegerField(
         min_value=0, max_value=2, label="Further methods for privileged people"
     )
+    approval_required = forms.ChoiceField(
+        choices=ApprovalRequired.choices, label="Manager or peer approval required (counts as one method, not strong)"
+    )
 
     @classmethod
     def initial_for(cls, policy: VerificationPolicy) -> dict:
@@ -95,6 +98,7 @@ class PolicyAdminForm(forms.ModelForm):
             "min_strong_methods",
             "required_methods",
             "privileged_extra_methods",
+            "approval_required",
         ]
 
     def clean(self):
@@ -109,6 +113,7 @@ class PolicyAdminForm(forms.ModelForm):
                 min_strong=data["min_strong_methods"],
                 required=list(data.get("required_methods") or []),
                 privileged_extra=data["privileged_extra_methods"],
+                approval_required=data.get("approval_required") or ApprovalRequired.NEVER,
             )
             for name, message in errors.items():
                 self.add_error(name, message)

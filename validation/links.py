@@ -16,6 +16,7 @@ from django.urls import reverse
 PUSH = "validation.push"
 ENROLLMENT = "validation.enrollment"
 FRAUD_REPORT = "validation.fraud_report"  # "I didn't request this" in a verification email
+APPROVAL = "validation.approval"
 
 
 class BadLink(Exception):

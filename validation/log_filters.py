@@ -1,6 +1,6 @@
 """Keep end users' one-time link tokens out of logs.
 
-The token is the last path segment of /r/<token>/ and /e/<token>/, so Django's request
+The token is the path segment after /r/, /e/ and /a/ (the approver's pages), so Django's request
 logging ("Not Found: /r/...") and the development server's access log would write it.
 This filter, attached to every handler in settings.LOGGING, rewrites such paths to
 /r/[redacted]/ in the final message.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-_LINK_PATH = re.compile(r"/(r|e)/[^/\s\"']+")
+_LINK_PATH = re.compile(r"/(r|e|a)/[^/\s\"']+")
 
 
 def redact_link_tokens(text: str) -> str:

@@ -32,6 +32,19 @@ class Method(models.TextChoices):
     TOTP = "totp", "Authenticator app code"
     SMS_REPLY = "sms_reply", "SMS reply (YES + number)"
     EMAIL_CODE = "email_code", "Email code"
+    MANAGER_APPROVAL = "manager_approval", "Manager approval"
+    PEER_APPROVAL = "peer_approval", "Peer approval"
+
+
+APPROVAL_METHODS = (Method.MANAGER_APPROVAL, Method.PEER_APPROVAL)
+
+
+class ApprovalRequired(models.TextChoices):
+    """When a policy needs a manager or peer approval (``validation.policy``)."""
+
+    NEVER = "never", "Never"
+    PRIVILEGED = "privileged", "For privileged people"
+    ALWAYS = "always", "Always"
 
 
 class VerificationPolicy(models.Model):
@@ -47,6 +60,12 @@ class VerificationPolicy(models.Model):
     required_methods = models.JSONField(default=list, blank=True, help_text="Methods that must be among them.")
     privileged_extra_methods = models.PositiveSmallIntegerField(
         default=1, help_text="Further methods needed when the person is privileged."
+    )
+    approval_required = models.CharField(
+        max_length=10,
+        choices=ApprovalRequired.choices,
+        default=ApprovalRequired.NEVER,
+        help_text="When a manager or peer approval must be among the methods.",
     )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(
@@ -155,6 +174,36 @@ class Challenge(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+
+class ChallengeApproval(models.Model):
+    """The approver of a manager or peer approval challenge, and their identity check.
+
+    The challenge holds the link's nonce hash and, while a code is out, the HMAC of the
+    code texted to the approver's own phone (``Challenge.code_hmac``; its ``attempts``
+    count the approver's tries). Once the code is right, ``proof_hash`` is the hash of a
+    nonce kept in a cookie of the approver's browser: only that browser may decide.
+    """
+
+    class Delivery(models.TextChoices):
+        SMS = "sms", "Text message"
+        EMAIL = "email", "Email"
+
+    challenge = models.OneToOneField(Challenge, on_delete=models.CASCADE, related_name="approval")
+    approver = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="approvals_given")
+    link_sent_via = models.CharField(max_length=5, choices=Delivery.choices, default=Delivery.SMS)
+    code_sent_via = models.CharField(max_length=5, choices=Delivery.choices, default=Delivery.SMS)
+    codes_sent = models.PositiveSmallIntegerField(default=0)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    proof_hash = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"Approval by {self.approver} ({self.challenge})"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
 
 
 class PersonVerificationState(models.Model):

@@ -7,6 +7,13 @@ admin configures: SMS codes are never strong, so an SMS code alone never suffice
 for a privileged person or an MFA reset, and every action but "other" needs at least
 one strong method. An email code (low assurance) is never strong and never enough on
 its own: a request is not verified on email alone, whatever the policy says.
+
+Manager and peer approvals (``validation.channels.approval``) are a distinct factor: a
+second person, reached on their own phone of record, vouches for the request. They do
+not prove that the caller holds the person's phone or authenticator, so they are never
+strong; they count toward the number of methods, manager and peer together at most
+once (two people vouching is still one kind of evidence), and a policy can require one
+(``approval_required``: never, for privileged people, always).
 """
 
 from __future__ import annotations
@@ -15,35 +22,64 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
-from validation.models import Action, Method, VerificationPolicy
+from validation.models import APPROVAL_METHODS, Action, ApprovalRequired, Method, VerificationPolicy
 
 STRONG_METHODS = frozenset({Method.PUSH, Method.TOTP})
 NEVER_ALONE = frozenset({Method.EMAIL_CODE})  # counts only next to another method
+APPROVALS = frozenset(APPROVAL_METHODS)
 MAX_METHODS = 4
 
+_APPROVERS = [Method.MANAGER_APPROVAL, Method.PEER_APPROVAL]
+# Manager or peer approval: required for privileged people, and for anyone's MFA reset.
 DEFAULTS: dict[str, dict] = {
-    Action.PASSWORD_RESET: {"allowed_methods": [Method.PUSH, Method.TOTP], "min_methods": 1, "min_strong_methods": 1},
-    Action.ACCOUNT_UNLOCK: {"allowed_methods": [Method.PUSH, Method.TOTP], "min_methods": 1, "min_strong_methods": 1},
+    Action.PASSWORD_RESET: {
+        "allowed_methods": [Method.PUSH, Method.TOTP, *_APPROVERS],
+        "min_methods": 1,
+        "min_strong_methods": 1,
+        "approval_required": ApprovalRequired.PRIVILEGED,
+    },
+    Action.ACCOUNT_UNLOCK: {
+        "allowed_methods": [Method.PUSH, Method.TOTP, *_APPROVERS],
+        "min_methods": 1,
+        "min_strong_methods": 1,
+        "approval_required": ApprovalRequired.PRIVILEGED,
+    },
     Action.MFA_RESET: {
-        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE],
+        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE, *_APPROVERS],
         "min_methods": 2,
         "min_strong_methods": 1,
+        "approval_required": ApprovalRequired.ALWAYS,
     },
     Action.CONTACT_CHANGE: {
-        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE],
+        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE, *_APPROVERS],
         "min_methods": 2,
         "min_strong_methods": 1,
+        "approval_required": ApprovalRequired.PRIVILEGED,
     },
     Action.OTHER: {
-        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE],
+        "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE, *_APPROVERS],
         "min_methods": 1,
         "min_strong_methods": 0,
+        "approval_required": ApprovalRequired.PRIVILEGED,
     },
 }
 
 
+def distinct_factors(methods) -> int:
+    """How many independent methods ``methods`` can give: approvals count once together."""
+    unique = set(methods)
+    return len(unique - APPROVALS) + (1 if unique & APPROVALS else 0)
+
+
 def policy_floor_errors(
-    *, action: str, allowed: list[str], min_methods: int, min_strong: int, required: list[str], privileged_extra: int
+    *,
+    action: str,
+    allowed: list[str],
+    min_methods: int,
+    min_strong: int,
+    required: list[str],
+    privileged_extra: int,
+    approval_required: str = ApprovalRequired.NEVER,
 ) -> dict[str, str]:
     """Why a policy configuration is not acceptable, by field; empty when it is."""
     errors: dict[str, str] = {}
@@ -54,8 +90,8 @@ def policy_floor_errors(
         errors["allowed_methods"] = "An email code is never sufficient alone: allow another method too."
     if not 1 <= min_methods <= MAX_METHODS:
         errors["min_methods"] = f"Between 1 and {MAX_METHODS}."
-    elif min_methods > len(set(allowed)):
-        errors["min_methods"] = "Cannot need more methods than are allowed."
+    elif min_methods > distinct_factors(allowed):
+        errors["min_methods"] = "Cannot need more methods than are allowed (manager and peer approval count as one)."
     floor = 0 if action == Action.OTHER else 1
     if min_strong < floor:
         errors["min_strong_methods"] = "This action needs at least one strong method (push or authenticator)."
@@ -67,6 +103,10 @@ def policy_floor_errors(
         errors["required_methods"] = "Required methods must also be allowed."
     if not 0 <= privileged_extra <= 2:
         errors["privileged_extra_methods"] = "Between 0 and 2."
+    if approval_required not in ApprovalRequired.values:
+        errors["approval_required"] = "Choose when an approval is required."
+    elif approval_required != ApprovalRequired.NEVER and not set(allowed) & APPROVALS:
+        errors["approval_required"] = "Allow manager approval or peer approval, or do not require an approval."
     return errors
 
 
@@ -78,6 +118,7 @@ def policy_validate(policy: VerificationPolicy) -> None:
         min_strong=policy.min_strong_methods,
         required=list(policy.required_methods),
         privileged_extra=policy.privileged_extra_methods,
+        approval_required=policy.approval_required,
     )
     if errors:
         raise ValidationError(errors)
@@ -93,6 +134,7 @@ class Requirement:
     min_strong: int
     required: tuple[str, ...] = ()
     privileged: bool = False
+    approvals: int = 0  # manager or peer approvals that must be among the methods (0 or 1)
 
     def as_snapshot(self) -> dict:
         return {
@@ -102,6 +144,7 @@ class Requirement:
             "min_strong": self.min_strong,
             "required": list(self.required),
             "privileged": self.privileged,
+            "approvals": self.approvals,
         }
 
     @classmethod
@@ -113,25 +156,35 @@ class Requirement:
             min_strong=int(data["min_strong"]),
             required=tuple(data.get("required", ())),
             privileged=bool(data.get("privileged", False)),
+            approvals=int(data.get("approvals", 0)),
         )
 
 
 def requirement_for(*, policy: VerificationPolicy, privileged: bool) -> Requirement:
-    """The policy as it applies to a person: privileged people need more, and never SMS alone."""
+    """The policy as it applies to a person: privileged people need more, and never SMS alone.
+    A required approval is one of the methods, and not a strong one."""
     allowed = tuple(m for m in Method.values if m in policy.allowed_methods)
     min_methods, min_strong = policy.min_methods, policy.min_strong_methods
     if privileged:
-        min_methods = min(min_methods + policy.privileged_extra_methods, len(allowed))
+        min_methods = min(min_methods + policy.privileged_extra_methods, distinct_factors(allowed))
         min_strong = max(min_strong, 1)
     if policy.action == Action.MFA_RESET:
         min_strong = max(min_strong, 1)
+    approvals = int(
+        bool(set(allowed) & APPROVALS)
+        and (
+            policy.approval_required == ApprovalRequired.ALWAYS
+            or (privileged and policy.approval_required == ApprovalRequired.PRIVILEGED)
+        )
+    )
     return Requirement(
         action=policy.action,
         allowed=allowed,
-        min_methods=max(min_methods, 1),
+        min_methods=max(min_methods, min_strong + approvals, 1),
         min_strong=min_strong,
         required=tuple(policy.required_methods),
         privileged=privileged,
+        approvals=approvals,
     )
 
 
@@ -144,17 +197,26 @@ class Evaluation:
 
 def requirement_evaluate(requirement: Requirement, approved_methods: list[str]) -> Evaluation:
     """Whether approved challenges meet the requirement. Each method counts once
-    (independent methods), and only if the policy allows it."""
-    counted = [m for m in dict.fromkeys(approved_methods) if m in requirement.allowed]
+    (independent methods), manager and peer approval once together, and only if the
+    policy allows it."""
+    counted: list[str] = []
+    for method in dict.fromkeys(approved_methods):
+        if method in requirement.allowed and not (method in APPROVALS and APPROVALS & set(counted)):
+            counted.append(method)
     strong = [m for m in counted if m in STRONG_METHODS]
+    approval_missing = bool(requirement.approvals) and not APPROVALS & set(counted)
     missing: list[str] = []
-    if len(counted) < requirement.min_methods:
-        more = requirement.min_methods - len(counted)
-        missing.append(f"{more} more method{'s' if more > 1 else ''} from: {_labels(requirement.allowed, counted)}")
+    # A missing required approval is reported once, below, not also as "one more method".
+    more = requirement.min_methods - len(counted) - (1 if approval_missing else 0)
+    if more > 0:
+        others = [m for m in requirement.allowed if not (approval_missing and m in APPROVALS)]
+        missing.append(f"{more} more method{'s' if more > 1 else ''} from: {_labels(others, counted)}")
     if len(strong) < requirement.min_strong:
         more = requirement.min_strong - len(strong)
         strong_left = [m for m in requirement.allowed if m in STRONG_METHODS]
         missing.append(f"{more} more strong method{'s' if more > 1 else ''}: {_labels(strong_left, counted)}")
+    if approval_missing:
+        missing.append("A manager or peer approval is required")
     for method in requirement.required:
         if method not in counted:
             missing.append(f"{Method(method).label} is required")
@@ -168,7 +230,9 @@ def requirement_describe(requirement: Requirement) -> str:
     methods = ", ".join(str(Method(m).label) for m in requirement.allowed)
     text = f"{requirement.min_methods} independent method{'s' if requirement.min_methods > 1 else ''} from {methods}"
     if requirement.min_strong:
-        text += f"; at least {requirement.min_strong} strong (not SMS code)"
+        text += f"; at least {requirement.min_strong} strong (push or authenticator)"
+    if requirement.approvals:
+        text += "; must include a manager or peer approval"
     if NEVER_ALONE & set(requirement.allowed):
         text += "; an email code never suffices alone"
     if requirement.required:
@@ -179,4 +243,6 @@ def requirement_describe(requirement: Requirement) -> str:
 
 
 def _labels(methods, exclude) -> str:
-    return " or ".join(str(Method(m).label) for m in methods if m not in exclude) or "none left"
+    """The methods still usable: not ``exclude``, and no approval once one counted."""
+    gone = set(exclude) | (APPROVALS if APPROVALS & set(exclude) else set())
+    return " or ".join(str(Method(m).label) for m in methods if m not in gone) or "none left"

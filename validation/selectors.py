@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, Person, User
 from accounts.selectors import organization_list_for_user
+from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
 from validation.channels.base import phone_unavailable_reason
 from validation.models import Action, Challenge, Method, VerificationPolicy, VerificationRequest
@@ -31,6 +32,7 @@ _DETAIL_RELATED = (
     "organization",
     "technician",
     "person__organization",
+    "person__manager",
     "person__authenticator",
     "person__verification_state",
 )
@@ -58,7 +60,7 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
         return (
             verification_list_for_user(user=user)
             .select_related(*_DETAIL_RELATED)
-            .prefetch_related("challenges")
+            .prefetch_related("challenges", "challenges__approval__approver")
             .get(pk=pk)
         )
     except VerificationRequest.DoesNotExist:
@@ -201,6 +203,7 @@ class VerificationStatus:
     totp_offered: bool  # TOTP is allowed and not yet answered
     is_final: bool
     polling: bool  # the live view asks for news: pending, and not long past its time
+    approval: ApprovalPanel | None = None  # manager or peer approval controls, when the policy takes one
 
     @property
     def counted_labels(self) -> list[str]:
@@ -249,4 +252,7 @@ def verification_status(*, verification: VerificationRequest, user: User) -> Ver
         # Expiry is applied by Celery beat; a little after the deadline the page stops asking,
         # so a tab left open cannot keep the session alive for ever if beat is down.
         polling=verification.is_open and verification.expires_at + POLL_GRACE > now,
+        approval=approval_panel(
+            verification=verification, requirement=requirement, approved=approved, challenges=challenges
+        ),
     )

@@ -51,3 +51,30 @@ def fraud_alert(self, verification_id: int) -> int:
         return fraud_alert_send(verification_id=verification_id)
     except (SMTPException, OSError) as exc:
         raise self.retry(countdown=2 ** (self.request.retries + 1)) from exc
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def approval_send(self, challenge_id: int) -> None:
+    from validation.services.approvals import approval_dispatch
+
+    try:
+        approval_dispatch(challenge_id=challenge_id)
+    except SendError as exc:
+        if self.request.retries >= SEND_RETRIES:
+            services.challenge_send_failed(
+                challenge_id=challenge_id, reason=f"{exc.reason}; gave up after {SEND_RETRIES} retries", code=exc.code
+            )
+            return
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def approver_code_send(self, challenge_id: int, serial: int) -> None:
+    from validation.services.approver import approver_code_dispatch
+
+    try:
+        approver_code_dispatch(challenge_id=challenge_id, serial=serial)
+    except SendError:
+        if self.request.retries >= SEND_RETRIES:
+            return  # the approver asks for another code (at most MAX_CODES)
+        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None

@@ -1,5 +1,6 @@
 """No secret reaches the event log, its hashes' inputs or a log line: a full sign-in,
-enrolment, verification (SMS code, push link, authenticator) and action, then a scan."""
+enrolment, verification (SMS code, push link, manager approval, authenticator) and action,
+then a scan."""
 
 import base64
 import logging
@@ -15,6 +16,7 @@ from audit.chain import HASHED_FIELDS, canonical_content, security_event_seal
 from audit.models import SecurityEvent
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.helpers import sign_in
+from tests.validation.approval_flows import approval_token_in, approver_code_in
 from tests.validation.factories import OrganizationFactory, PersonFactory, technician_for
 from tests.validation.helpers import code_in, last_text, link_token_in
 from validation import services
@@ -65,7 +67,7 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
     sign_in(client, staff, password=PASSWORD, secret=staff.totp_secret)
 
     org = OrganizationFactory()
-    person = PersonFactory(organization=org)
+    person = PersonFactory(organization=org, manager=PersonFactory(organization=org))
     technician = technician_for(org)
 
     # Enrolment of the person's authenticator through a link.
@@ -103,6 +105,19 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
     with time_machine.travel(timezone.now() + timedelta(seconds=31)):  # the enrolment used this step's code
         secrets["person TOTP code"] = current_code(secrets["person TOTP secret"])
         assert services.totp_check(actor=technician, verification=second, code=secrets["person TOTP code"])
+        # The manager's approval (an MFA reset needs one): link, identity code, approve.
+        with capture(execute=True):
+            services.approval_start(actor=technician, verification=second, method=Method.MANAGER_APPROVAL)
+        secrets["approval link token"] = approval_token_in(last_text(person.manager.phone))
+        with capture(execute=True):
+            services.approver_code_request(token=secrets["approval link token"])
+        secrets["approver code"] = approver_code_in(last_text(person.manager.phone))
+        secrets["approver proof"] = services.approver_code_confirm(
+            token=secrets["approval link token"], code=secrets["approver code"]
+        )
+        services.approval_decide(
+            token=secrets["approval link token"], decision="approve", proof=secrets["approver proof"]
+        )
         services.verification_consume(actor=technician, verification=second, person=person, action=Action.MFA_RESET)
 
     security_event_seal()
@@ -114,6 +129,7 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
         "verification.challenge_wrong_answer",
         "verification.challenge_approved",
         "verification.request_consumed",
+        "verification.approver_confirmed",
     } <= kinds
     haystacks = {
         "security events": "\n".join(canonical_content(row[:-1]).decode() + row[-1] for row in events),
@@ -122,4 +138,4 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
     for where, text in haystacks.items():
         for what, secret in secrets.items():
             assert secret not in text, f"{what} found in {where}"
-        assert "/r/" not in text and "/e/" not in text and "otpauth://" not in text, where
+        assert "/r/" not in text and "/e/" not in text and "/a/" not in text and "otpauth://" not in text, where

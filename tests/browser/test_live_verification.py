@@ -75,10 +75,18 @@ def test_mfa_reset_push_on_the_phone_then_authenticator_code_verifies_without_re
 ):
     """The issue's journey: the technician starts an MFA reset; the person, in a second
     browser on the development outbox, opens the link and picks the matching number; then
-    reads their authenticator code to the technician. The page never reloads."""
+    reads their authenticator code to the technician. The page never reloads.
+
+    The organisation here requires no manager or peer approval (the default does for an
+    MFA reset: that journey is tests/browser/test_manager_approval.py)."""
     settings.SMS_DEV_OUTBOX = True
     settings.PUBLIC_BASE_URL = live_server.url
     org = OrganizationFactory(name="Contoso")
+    services.policy_update(
+        actor=UserFactory(is_superuser=True),
+        policy=services.policy_for(organization=org, action="mfa_reset"),
+        data={"allowed_methods": ["push", "totp", "sms_code"], "approval_required": "never"},
+    )
     person = PersonFactory(organization=org, full_name="Grace Hopper")
     authenticator = AuthenticatorFactory(person=person)
     technician = UserFactory(roles=[Role.TECHNICIAN], organizations=[org], mfa=True, full_name="Terry Tech")

@@ -44,3 +44,18 @@ def test_demo_person_totp_prints_the_current_code(seeded, capsys):
 def test_demo_verification_commands_refuse_production_mode():
     with pytest.raises(CommandError, match="development mode only"):
         call_command("seed_demo_verification", stdout=None)
+
+
+@pytest.mark.django_db
+def test_demo_people_with_an_authenticator_have_a_manager_who_can_approve(seeded):
+    from validation.channels.approval import ManagerApprovalChannel
+
+    channel = ManagerApprovalChannel()
+    for person in Person.objects.filter(employee_id__in=DEMO_ENROLLED).select_related("manager"):
+        if person.manager is None:  # the CEOs: the technician names a peer
+            assert "name a peer" in channel.unavailable_reason(person)
+        else:
+            assert person.manager.phone and channel.unavailable_reason(person) is None
+    with_manager = Person.objects.filter(manager__isnull=False)
+    assert with_manager.count() >= Person.objects.count() - 2
+    assert not with_manager.filter(manager__phone="").exists()

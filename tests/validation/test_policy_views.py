@@ -11,11 +11,12 @@ from validation import services
 from validation.models import Action, Method, VerificationPolicy
 
 STRONGER = {
-    "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE],
+    "allowed_methods": [Method.PUSH, Method.TOTP, Method.SMS_CODE, Method.MANAGER_APPROVAL],
     "min_methods": "2",
     "min_strong_methods": "1",
     "required_methods": [Method.TOTP],
     "privileged_extra_methods": "1",
+    "approval_required": "always",
 }
 
 
@@ -41,7 +42,11 @@ def test_policy_list_describes_each_action(client, org):
     page = response.content.decode()
     for action in Action:
         assert str(action.label) in page
-    assert "1 independent method from Number-matched approval link, Authenticator app code" in page
+    assert (
+        "1 independent method from Number-matched approval link, Authenticator app code, Manager approval, "
+        "Peer approval; at least 1 strong (push or authenticator)" in page
+    )
+    assert "must include a manager or peer approval (privileged person: stricter)" in page
     assert "(privileged person: stricter)" in page
     assert "Only organisation admins may change these policies." in page
     assert edit_url(org) not in page
@@ -66,7 +71,8 @@ def test_org_admin_strengthens_a_policy_and_it_is_recorded(admin_client, org, or
     response = admin_client.post(edit_url(org), STRONGER)
     assert response.status_code == 302 and response["Location"] == reverse("validation:policy_list", args=[org.slug])
     policy = VerificationPolicy.objects.get(organization=org, action=Action.PASSWORD_RESET)
-    assert policy.allowed_methods == ["push", "totp", "sms_code"] and policy.min_methods == 2
+    assert policy.allowed_methods == ["push", "totp", "sms_code", "manager_approval"] and policy.min_methods == 2
+    assert policy.approval_required == "always"
     assert policy.required_methods == ["totp"] and policy.updated_by == org_admin
     event = SecurityEvent.objects.get(event_type="verification.policy_changed")
     assert event.actor_id == org_admin.pk and event.details["after"]["min_methods"] == 2
@@ -84,6 +90,8 @@ def test_org_admin_strengthens_a_policy_and_it_is_recorded(admin_client, org, or
         ({"privileged_extra_methods": "9"}, "privileged_extra_methods"),
         ({"min_methods": "many"}, "min_methods"),
         ({"allowed_methods": ["carrier_pigeon"]}, "allowed_methods"),
+        ({"allowed_methods": [Method.PUSH, Method.TOTP], "approval_required": "always"}, "approval_required"),
+        ({"approval_required": "sometimes"}, "approval_required"),
     ],
 )
 def test_weakening_below_the_floors_shows_errors_and_changes_nothing(admin_client, org, changes, field):

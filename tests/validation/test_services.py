@@ -38,7 +38,13 @@ def capture(django_capture_on_commit_callbacks):
 def test_request_snapshots_the_policy_and_records_an_event(technician, person):
     verification = start(technician, person)
     assert verification.status == VerificationRequest.Status.PENDING
-    assert verification.policy_snapshot["allowed"] == [Method.PUSH, Method.TOTP]
+    assert verification.policy_snapshot["allowed"] == [
+        Method.PUSH,
+        Method.TOTP,
+        Method.MANAGER_APPROVAL,
+        Method.PEER_APPROVAL,
+    ]
+    assert verification.policy_snapshot["approvals"] == 0  # not privileged: no approval needed
     event = SecurityEvent.objects.get(event_type="verification.request_created")
     assert event.target_id == str(verification.pk) and event.details["ticket"] == "INC-1001"
 
@@ -210,7 +216,10 @@ def test_totp_unavailable_without_enrolment(technician, person):
         services.totp_check(actor=technician, verification=verification, code="123456")
 
 
-def test_mfa_reset_needs_two_methods_one_strong(technician, person, outbox, capture):
+def test_mfa_reset_needs_two_methods_one_strong_where_the_org_requires_no_approval(technician, person, outbox, capture):
+    # By default an MFA reset also needs a manager or peer approval (tests/validation/test_approvals.py).
+    policy = services.policy_for(organization=person.organization, action=Action.MFA_RESET)
+    services.policy_update(actor=UserFactory(is_superuser=True), policy=policy, data={"approval_required": "never"})
     authenticator = AuthenticatorFactory(person=person)
     verification = start(technician, person, Action.MFA_RESET)
     challenge = send(technician, verification, Method.SMS_CODE, capture)
@@ -299,7 +308,7 @@ def test_policy_floors_refuse_weakening(org):
             actor=org_admin, policy=policy, data={"allowed_methods": [Method.SMS_CODE], "min_strong_methods": 0}
         )
     policy.refresh_from_db()
-    assert policy.allowed_methods == [Method.PUSH, Method.TOTP]
+    assert policy.allowed_methods == [Method.PUSH, Method.TOTP, Method.MANAGER_APPROVAL, Method.PEER_APPROVAL]
 
 
 def test_only_an_org_admin_of_the_organisation_changes_policies(technician, org):

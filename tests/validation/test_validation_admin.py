@@ -77,6 +77,7 @@ def _policy_form(**changes):
         "min_strong_methods": "1",
         "required_methods": [],
         "privileged_extra_methods": "1",
+        "approval_required": "never",
         "_save": "Save",
     }
     data.update(changes)
@@ -123,7 +124,8 @@ def test_weakening_in_the_admin_shows_the_floor_and_changes_nothing(admin_client
     errors = response.context["adminform"].form.errors
     assert "at least one strong method" in errors["min_strong_methods"][0]
     policy.refresh_from_db()
-    assert policy.allowed_methods == ["push", "totp", "sms_code"] and policy.min_strong_methods == 1
+    assert policy.allowed_methods == ["push", "totp", "sms_code", "manager_approval", "peer_approval"]
+    assert policy.min_strong_methods == 1 and policy.approval_required == "always"
     assert not SecurityEvent.objects.filter(event_type="verification.policy_changed").exists()
 
 

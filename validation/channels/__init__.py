@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from validation.channels.approval import ManagerApprovalChannel, PeerApprovalChannel
 from validation.channels.base import Channel, SendError
 from validation.channels.email_code import EmailCodeChannel
 from validation.channels.push import PushChannel
@@ -10,7 +11,16 @@ from validation.channels.sms_reply import SmsReplyChannel
 from validation.channels.totp import TotpChannel
 
 CHANNELS: dict[str, Channel] = {
-    c.method: c for c in (PushChannel(), TotpChannel(), SmsCodeChannel(), SmsReplyChannel(), EmailCodeChannel())
+    c.method: c
+    for c in (
+        PushChannel(),
+        TotpChannel(),
+        SmsCodeChannel(),
+        SmsReplyChannel(),
+        EmailCodeChannel(),
+        ManagerApprovalChannel(),
+        PeerApprovalChannel(),
+    )
 }
 
 

@@ -1,6 +1,13 @@
 """Every change to verification state goes through these functions (see DESIGN.md)."""
 
 from validation.services._common import VerificationError
+from validation.services.approvals import approval_start
+from validation.services.approver import (
+    approval_decide,
+    approval_for_link,
+    approver_code_confirm,
+    approver_code_request,
+)
 from validation.services.challenges import (
     challenge_delivery_update,
     challenge_dispatch,
@@ -28,6 +35,11 @@ from validation.services.requests import (
 
 __all__ = [
     "VerificationError",
+    "approval_decide",
+    "approval_for_link",
+    "approval_start",
+    "approver_code_confirm",
+    "approver_code_request",
     "challenge_delivery_update",
     "challenge_dispatch",
     "challenge_send_failed",

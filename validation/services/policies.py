@@ -14,7 +14,14 @@ from audit.recorder import security_event_record
 from validation.models import Action, VerificationPolicy
 from validation.policy import DEFAULTS, policy_validate
 
-POLICY_FIELDS = ("allowed_methods", "min_methods", "min_strong_methods", "required_methods", "privileged_extra_methods")
+POLICY_FIELDS = (
+    "allowed_methods",
+    "min_methods",
+    "min_strong_methods",
+    "required_methods",
+    "privileged_extra_methods",
+    "approval_required",
+)
 
 
 def may_edit_policies(user: User, organization: Organization) -> bool:

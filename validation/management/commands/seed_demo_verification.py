@@ -28,4 +28,7 @@ class Command(BaseCommand):
             "(open it as the phone; its Reply link answers an SMS-reply text).\n"
             f'"Other" requests may also use SMS reply and email code in: '
             f"{', '.join(o.name for o in organizations) or 'no organisation'}.\n"
+            "An MFA reset (and anything for a privileged person) also needs a manager or peer approval:\n"
+            "press 'Ask manager ... to approve' on the verification page; the manager's link and identity\n"
+            "code land in the same outbox. ACM00001/GLO00001 (the CEOs) have no manager: ask a peer.\n"
         )
