@@ -12,7 +12,8 @@ class AccessConfig(AppConfig):
         # The jit_* object permissions exist as soon as the tables do (also after a test flush).
         post_migrate.connect(mirror_permissions_ensure, sender=self, dispatch_uid="access_mirror_permissions")
 
-        from access.models import Eligibility, Grant, Role
+        from access.models import DirectoryConnectorConfig, Eligibility, Grant, HelpdeskAction, Role
+        from access.review_models import ReviewCampaign, ReviewItem
         from audit.field_history import field_history_register
 
         field_history_register(Role, exclude_fields=["updated_at"])
@@ -22,3 +23,7 @@ class AccessConfig(AppConfig):
             Grant,
             exclude_fields=["mirror_applied_at", "mirror_cleaned_at", "cleanup_lag", "expiry_notice_sent_at"],
         )
+        field_history_register(DirectoryConnectorConfig)
+        field_history_register(HelpdeskAction)
+        field_history_register(ReviewCampaign)
+        field_history_register(ReviewItem)

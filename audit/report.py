@@ -124,6 +124,16 @@ class ComplianceReport:
     def fraud_count(self) -> int:
         return self.counts.get(EventType.VERIFICATION_FRAUD_REPORTED, 0)
 
+    @property
+    def action_counts(self) -> dict[str, int]:
+        """Helpdesk actions performed, refused (grant or verification missing) and failed
+        (the directory connector did not complete them)."""
+        return {
+            "performed": self.counts.get(EventType.ACTION_PERFORMED, 0),
+            "refused": self.counts.get(EventType.ACTION_REFUSED, 0),
+            "failed": self.counts.get(EventType.ACTION_FAILED, 0),
+        }
+
 
 def compliance_report(*, organization: Organization, since: date, until: date) -> ComplianceReport:
     """The report for ``organization`` from ``since`` to ``until`` (inclusive, UTC days).
@@ -155,9 +165,10 @@ def compliance_report(*, organization: Organization, since: date, until: date) -
 
 
 def _verification_counts(events, *, organization_id: int, start: datetime) -> tuple[dict, list[MethodOutcomes]]:
-    """Verification events by type, and challenge outcomes by method: one pass over them."""
+    """Verification and action events by type, and challenge outcomes by method: one pass
+    over them."""
     rows = (
-        events.filter(event_type__startswith="verification.")
+        events.filter(Q(event_type__startswith="verification.") | Q(event_type__startswith="action."))
         .annotate(method=DetailsKey("method"))
         .values("event_type", "method")
         .annotate(n=Count("id"))
@@ -278,14 +289,16 @@ def _parse_time(value) -> datetime | None:
 
 
 def _actions(events, grant_roles: dict[str, str]) -> list[ActionRow]:
+    """Each action performed, with the verification and the grant it stood on."""
     rows = []
-    for event in events.filter(event_type__startswith="action.").order_by("-created_at", "-id")[:LIST_LIMIT]:
+    performed = events.filter(event_type=EventType.ACTION_PERFORMED).order_by("-created_at", "-id")
+    for event in performed[:LIST_LIMIT]:
         details = event.details or {}
-        grant = details.get("grant", details.get("grant_id"))
+        grant = details.get("grant")
         rows.append(
             ActionRow(
                 event=event,
-                verification=str(details.get("verification", details.get("verification_id", "")) or ""),
+                verification=str(details.get("verification") or ""),
                 grant=str(grant) if grant is not None else "",
                 role=grant_roles.get(str(grant), "") or _role_name(details),
             )

@@ -106,6 +106,23 @@ def test_an_mfa_reset_with_a_grant_and_a_verification_is_recorded_and_consumes_i
     assert SecurityEvent.objects.filter(event_type="verification.request_consumed").count() == 1
 
 
+def test_a_performed_action_shows_in_the_compliance_report_with_its_verification_and_grant(
+    technician, person, grant, org
+):
+    from audit.report import compliance_report
+
+    verification = verified(technician, person, "mfa_reset")
+    done = perform(technician, person, "mfa_reset", verification).record
+    refusal(technician, person, "password_reset", None)
+
+    today = timezone.now().date()
+    report = compliance_report(organization=org, since=today, until=today)
+    (row,) = report.actions
+    assert (row.verification, row.grant, row.role) == (str(verification.pk), str(grant.pk), grant.role.name)
+    assert row.event.target_label == str(done)
+    assert report.action_counts == {"performed": 1, "refused": 1, "failed": 0}
+
+
 def test_references_are_unique_and_unguessable(technician, person, grant):
     references = {
         perform(technician, person, "account_unlock", verified(technician, person, "account_unlock")).record.reference

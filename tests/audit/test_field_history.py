@@ -22,7 +22,10 @@ def last_change(obj) -> LogEntry:
 def test_the_domain_models_have_field_history():
     from auditlog.registry import auditlog
 
+    from access.models import DirectoryConnectorConfig, HelpdeskAction, ReviewCampaign, ReviewItem
+
     assert {Organization, Person, VerificationPolicy, Role, Eligibility, Grant} <= set(auditlog.get_models())
+    assert {DirectoryConnectorConfig, HelpdeskAction, ReviewCampaign, ReviewItem} <= set(auditlog.get_models())
 
 
 def test_an_admin_edit_is_put_down_to_the_admin_with_the_requests_id(client):

@@ -12,8 +12,10 @@ import time_machine
 from django.utils import timezone
 from django_otp.oath import TOTP
 
+from access.services.actions import helpdesk_action_perform
 from audit.chain import HASHED_FIELDS, canonical_content, security_event_seal
 from audit.models import SecurityEvent
+from tests.access.factories import GrantFactory, RoleFactory
 from tests.accounts.factories import PASSWORD, UserFactory
 from tests.helpers import sign_in
 from tests.validation.approval_flows import approval_token_in, approver_code_in
@@ -69,6 +71,11 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
     org = OrganizationFactory()
     person = PersonFactory(organization=org, manager=PersonFactory(organization=org))
     technician = technician_for(org)
+    GrantFactory(
+        technician=technician,
+        organization=org,
+        role=RoleFactory(name="Resets", actions=["password_reset", "mfa_reset", "account_unlock", "contact_change"]),
+    )
 
     # Enrolment of the person's authenticator through a link.
     with capture(execute=True):
@@ -118,7 +125,20 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
         services.approval_decide(
             token=secrets["approval link token"], decision="approve", proof=secrets["approver proof"]
         )
-        services.verification_consume(actor=technician, verification=second, person=person, action=Action.MFA_RESET)
+        helpdesk_action_perform(actor=technician, person=person, action=Action.MFA_RESET, verification=second)
+
+    # A password reset: the temporary password, shown once to the technician, is a secret too.
+    with time_machine.travel(timezone.now() + timedelta(seconds=62)):
+        third = services.verification_request_create(
+            actor=technician, person=person, action=Action.PASSWORD_RESET, ticket_reference="INC-3"
+        )
+        secrets["second TOTP code"] = current_code(secrets["person TOTP secret"])
+        assert services.totp_check(actor=technician, verification=third, code=secrets["second TOTP code"])
+        with capture(execute=True):
+            outcome = helpdesk_action_perform(
+                actor=technician, person=person, action=Action.PASSWORD_RESET, verification=third
+            )
+        secrets["temporary password"] = outcome.temporary_password
 
     security_event_seal()
     events = list(SecurityEvent.objects.values_list(*HASHED_FIELDS, "hash"))
@@ -130,6 +150,7 @@ def test_no_secret_reaches_an_event_or_a_log_line(client, settings, log_lines, d
         "verification.challenge_approved",
         "verification.request_consumed",
         "verification.approver_confirmed",
+        "action.performed",
     } <= kinds
     haystacks = {
         "security events": "\n".join(canonical_content(row[:-1]).decode() + row[-1] for row in events),

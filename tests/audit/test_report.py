@@ -51,8 +51,10 @@ def seeded(org_a, org_b, technician_a, person_a):
     event("access.grant_released", 3 + 20 / 60, grant=12)
     event("access.break_glass_activated", 5, grant=13, role="Emergency admin", break_glass=True)
     event("access.grant_revoked", 5 + 10 / 60, grant=13)
-    event("action.mfa_reset", 1.5, verification=1, grant=11, person=person_a.pk)
-    event("action.password_reset", 1.6, person=person_a.pk)  # recorded without its grant
+    event(V.ACTION_PERFORMED, 1.5, action="mfa_reset", verification=1, grant=11, person=person_a.pk)
+    event(V.ACTION_PERFORMED, 1.6, action="password_reset", person=person_a.pk)  # recorded without its grant
+    event(V.ACTION_REFUSED, 1.7, action="password_reset", person=person_a.pk, missing=["grant"])
+    event(V.ACTION_FAILED, 1.8, action="account_unlock", verification=4, person=person_a.pk)
     # Noise: another organisation, and the same organisation outside the period.
     event(V.VERIFICATION_FRAUD_REPORTED, 0.5, organization=org_b, actor=None, challenge=3)
     event("access.grant_activated", 1, organization=org_b, grant=99, role="Password reset desk")
@@ -85,10 +87,12 @@ def test_report_numbers_for_a_seeded_month(org_a, seeded):
     assert desk.count == 2 and desk.total == timedelta(minutes=80) and desk.longest == timedelta(minutes=60)
     assert grants["Emergency admin"].durations == [timedelta(minutes=10)]
     assert [e.event_type for e in report.break_glass] == ["access.break_glass_activated"]
-    actions = {row.event.event_type: row for row in report.actions}
-    assert (actions["action.mfa_reset"].verification, actions["action.mfa_reset"].grant) == ("1", "11")
-    assert actions["action.mfa_reset"].role == "Password reset desk"
-    assert (actions["action.password_reset"].verification, actions["action.password_reset"].grant) == ("", "")
+    actions = {row.event.details["action"]: row for row in report.actions}
+    assert set(actions) == {"mfa_reset", "password_reset"}  # performed only
+    assert (actions["mfa_reset"].verification, actions["mfa_reset"].grant) == ("1", "11")
+    assert actions["mfa_reset"].role == "Password reset desk"
+    assert (actions["password_reset"].verification, actions["password_reset"].grant) == ("", "")
+    assert report.action_counts == {"performed": 2, "refused": 1, "failed": 1}
 
 
 def test_a_grant_still_active_counts_until_now(org_a, technician_a, person_a):
