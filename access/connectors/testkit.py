@@ -2,9 +2,9 @@
 
 Use it from a test module (pytest is a test dependency; the portal never imports this)::
 
-    from access.connectors.testkit import ConnectorContract
+    from access.connectors.testkit import RemoteConnectorContract
 
-    class TestOktaConnector(ConnectorContract):
+    class TestOktaConnector(RemoteConnectorContract):
         @pytest.fixture
         def connector(self, fake_okta):          # a fake of the directory's HTTP API
             return OktaConnector(base_url=fake_okta.url)
@@ -13,6 +13,7 @@ Use it from a test module (pytest is a test dependency; the portal never imports
         def unreachable_connector(self):         # the same connector, its server down
             return OktaConnector(base_url="http://127.0.0.1:9")
 
+A connector that makes no remote call (``record_only``) takes ``ConnectorContract`` alone.
 Override ``person`` (and ``organization``) when the connector must find a real account in
 its fake directory. The defaults are unsaved rows: the kit needs no database.
 """
@@ -37,14 +38,6 @@ class ConnectorContract:
     @pytest.fixture
     def connector(self) -> DirectoryConnector:
         raise NotImplementedError("Provide a `connector` fixture returning the connector under test.")
-
-    @pytest.fixture
-    def unreachable_connector(self, connector) -> DirectoryConnector:
-        """The connector with its directory unreachable. Required for connectors that change
-        the directory themselves; a connector that makes no remote call has nothing to lose."""
-        if not connector.performs_change:
-            pytest.skip(f"{connector.name} makes no remote call")
-        raise NotImplementedError("Provide an `unreachable_connector` fixture (its directory down).")
 
     @pytest.fixture
     def organization(self) -> Organization:
@@ -132,9 +125,10 @@ class ConnectorContract:
         )
         assert result.ok is False and result.permanent
 
-    def test_an_unreachable_directory_is_a_transient_failure(self, unreachable_connector, context):
-        result = unreachable_connector.unlock(context)
-        assert result.ok is False and result.error is not None and not result.permanent
+    def test_a_connector_that_changes_the_directory_takes_the_remote_contract(self, connector):
+        """A connector that calls a directory must also prove how it fails when the directory
+        is down: its tests use ``RemoteConnectorContract``."""
+        assert not connector.performs_change or isinstance(self, RemoteConnectorContract)
 
     # --- No secret leaves the connector ---------------------------------------------------
 
@@ -151,3 +145,16 @@ class ConnectorContract:
         assert temporary_password not in caplog.text
         assert temporary_password not in f"{result.message} {result.reference} {result!r}"
         assert temporary_password not in repr(vars(connector))
+
+
+class RemoteConnectorContract(ConnectorContract):
+    """The contract of a connector that changes the directory itself (``performs_change``):
+    everything above, and an unreachable directory is a transient failure, never a crash."""
+
+    @pytest.fixture
+    def unreachable_connector(self) -> DirectoryConnector:
+        raise NotImplementedError("Provide an `unreachable_connector` fixture (its directory down).")
+
+    def test_an_unreachable_directory_is_a_transient_failure(self, unreachable_connector, context):
+        result = unreachable_connector.unlock(context)
+        assert result.ok is False and result.error is not None and not result.permanent
