@@ -18,8 +18,7 @@ from django.utils import timezone
 from access import notifications, params, services
 from access.models import Grant
 from access.services import Outcome, hygiene, reviews
-
-MAIL_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s
+from accounts.tasks import MAIL_RETRIES, mail_with_retry
 
 
 def _again(task, grant_id: int, field: str) -> None:
@@ -61,26 +60,19 @@ def grant_expiry_notice(self, grant_id: int) -> str:
     return outcome
 
 
-def _mail(task, send, **kwargs) -> int:
-    try:
-        return send(**kwargs)
-    except (SMTPException, OSError) as exc:
-        raise task.retry(countdown=2 ** (task.request.retries + 1)) from exc
-
-
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def access_request_notify_approvers(self, access_request_id: int) -> int:
-    return _mail(self, notifications.request_submitted_send, access_request_id=access_request_id)
+    return mail_with_retry(self, notifications.request_submitted_send, access_request_id=access_request_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def access_request_notify_decision(self, access_request_id: int) -> int:
-    return _mail(self, notifications.request_decided_send, access_request_id=access_request_id)
+    return mail_with_retry(self, notifications.request_decided_send, access_request_id=access_request_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def break_glass_alert(self, grant_id: int) -> int:
-    return _mail(self, notifications.break_glass_alert_send, grant_id=grant_id)
+    return mail_with_retry(self, notifications.break_glass_alert_send, grant_id=grant_id)
 
 
 @shared_task
@@ -137,4 +129,6 @@ def access_digest() -> int:
 
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def access_digest_send(self, organization_id: int, until: str) -> int:
-    return _mail(self, hygiene.access_digest_send, organization_id=organization_id, until=datetime.fromisoformat(until))
+    return mail_with_retry(
+        self, hygiene.access_digest_send, organization_id=organization_id, until=datetime.fromisoformat(until)
+    )

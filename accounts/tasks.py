@@ -34,7 +34,9 @@ def people_import_run(job_id: int) -> None:
 MAIL_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s
 
 
-def _mail(task, send, **kwargs) -> int:
+def mail_with_retry(task, send, **kwargs) -> int:
+    """Run ``send`` (a service that emails) for a bound task; a mail server error retries the
+    task with backoff, up to the task's ``max_retries`` (MAIL_RETRIES)."""
     try:
         return send(**kwargs)
     except (SMTPException, OSError) as exc:
@@ -43,12 +45,12 @@ def _mail(task, send, **kwargs) -> int:
 
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def staff_lock_notice(self, user_id: int) -> int:
-    return _mail(self, notifications.staff_locked_send, user_id=user_id)
+    return mail_with_retry(self, notifications.staff_locked_send, user_id=user_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAIL_RETRIES)
 def staff_unlock_notice(self, user_id: int) -> int:
-    return _mail(self, notifications.staff_unlocked_send, user_id=user_id)
+    return mail_with_retry(self, notifications.staff_unlocked_send, user_id=user_id)
 
 
 @shared_task
