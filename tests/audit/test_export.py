@@ -223,3 +223,21 @@ def test_exported_times_are_the_stored_instants(as_user, superuser, org_a, micro
     event.refresh_from_db()
     if event.sealed_at is not None:
         assert datetime.fromisoformat(row["sealed_at"]) == event.sealed_at
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY export runs on PostgreSQL only")
+@pytest.mark.parametrize("abandoned", [False, True])
+def test_the_export_leaves_the_connections_planner_settings_as_it_found_them(events, abandoned):
+    """The COPY turns plain index scans off; the connection is Django's own, persistent one,
+    so the next query must plan as usual, also after a download abandoned halfway."""
+    from audit.models import SecurityEvent
+
+    pieces = export_postgresql.json_line_pieces(SecurityEvent.objects.order_by("-id"))
+    if abandoned:
+        assert next(pieces)
+        pieces.close()  # what the response's close() does when the client goes away
+    else:
+        assert b"".join(pieces).count(b"\n") == SecurityEvent.objects.count()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_indexscan")
+        assert cursor.fetchone()[0] == "on"
