@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
 from django.utils import timezone
 
 from accounts.models import Person, User
@@ -141,7 +142,7 @@ def send_reserve(
     full = _cached_full(limits, now)
     if full is None:
         _lock(limits)
-        recent = {limit.key: _recent_times(limit, now) for limit in limits}
+        recent = _recent_times(limits, now)
         full = _first_full(limits, recent, now)
     if full is not None:
         limit, retry_at = full
@@ -159,14 +160,24 @@ def send_reserve(
     return record
 
 
-def _recent_times(limit: Limit, now: datetime) -> list[float]:
-    """The newest ``maximum`` send times inside the window, newest first (epoch seconds)."""
-    times = (
+def _recent_times(limits: list[Limit], now: datetime) -> dict[str, list[float]]:
+    """Per limit, the newest ``maximum`` send times inside its window, newest first (epoch
+    seconds): on PostgreSQL one statement, a UNION ALL of each limit's own indexed, limited query."""
+    queries = [
         SendRecord.objects.filter(limit.records, created_at__gt=now - limit.window)
+        .annotate(limit_key=Value(limit.key, output_field=CharField()))
         .order_by("-created_at")
-        .values_list("created_at", flat=True)[: limit.maximum]
-    )
-    return [t.timestamp() for t in times]
+        .values_list("limit_key", "created_at")[: limit.maximum]
+        for limit in limits
+    ]
+    recent: dict[str, list[float]] = {limit.key: [] for limit in limits}
+    if connection.features.supports_slicing_ordering_in_compound:
+        rows: Iterable[tuple[str, datetime]] = queries[0].union(*queries[1:], all=True)
+    else:  # SQLite: no LIMIT inside a UNION, so one query per limit
+        rows = itertools.chain.from_iterable(queries)
+    for key, created_at in rows:
+        recent[key].append(created_at.timestamp())
+    return {key: sorted(times, reverse=True) for key, times in recent.items()}
 
 
 def _full_until(limit: Limit, times: list[float], now: datetime) -> datetime | None:
@@ -201,10 +212,11 @@ def _cached_full(limits: list[Limit], now: datetime) -> tuple[Limit, datetime] |
 
 
 def _remember(limits: list[Limit], recent: dict[str, list[float]], now: datetime) -> None:
-    """After commit: each limit's newest times, this send included, for the fast path."""
-    for limit in limits:
-        times = [now.timestamp(), *recent[limit.key]][: limit.maximum]
-        _cache_write({_cache_key(limit): times}, limit.window)
+    """After commit: each limit's newest times, this send included, for the fast path; one
+    write for all (kept as long as the longest window: times outside a limit's own window
+    are ignored when read)."""
+    values = {_cache_key(limit): [now.timestamp(), *recent[limit.key]][: limit.maximum] for limit in limits}
+    _cache_write(values, max(limit.window for limit in limits))
 
 
 def _cache_write(values: dict[str, list[float]], window: timedelta) -> None:
@@ -224,8 +236,11 @@ def _lock(limits: list[Limit]) -> None:
         return  # SQLite: every write transaction begins IMMEDIATE, one writer at a time
     ids = sorted({_lock_id(limit.key) for limit in limits})
     with connection.cursor() as cursor:
-        for lock_id in ids:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+        # One statement; PostgreSQL evaluates a volatile function in the select list after
+        # the ORDER BY, so the locks are taken in id order and two senders cannot deadlock.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(lock_id) FROM unnest(%s::bigint[]) AS t(lock_id) ORDER BY lock_id", [ids]
+        )
 
 
 def _lock_id(key: str) -> int:
