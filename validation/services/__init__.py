@@ -1,6 +1,7 @@
 """Every change to verification state goes through these functions (see DESIGN.md)."""
 
 from validation.services._common import VerificationError
+from validation.services.answers import push_challenge_for_link, push_respond, sms_code_check, totp_check
 from validation.services.approvals import approval_start
 from validation.services.approver import (
     approval_decide,
@@ -13,10 +14,6 @@ from validation.services.challenges import (
     challenge_dispatch,
     challenge_send_failed,
     challenge_start,
-    push_challenge_for_link,
-    push_respond,
-    sms_code_check,
-    totp_check,
 )
 from validation.services.enrollment import (
     enrollment_confirm,

@@ -46,7 +46,7 @@ from validation.channels.approval import (
 from validation.channels.sms import sms_send
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record
-from validation.services.challenges import _expire, _locked_open_request, status_callback_url
+from validation.services.challenges import _expire, locked_open_request, status_callback_url
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import approved_methods, person_lock_reason, verification_requirement
 
@@ -94,7 +94,7 @@ def approval_start(
     if method not in APPROVAL_METHODS:
         raise VerificationError("Choose a manager or a peer approval.")
     with transaction.atomic():
-        verification = _locked_open_request(verification, actor)
+        verification = locked_open_request(verification, actor)
         _check_approval_allowed(verification, method)
         approver = _approver_for(verification, method, peer)
         refusal = self_approval_reason(approver, verification)

@@ -21,8 +21,8 @@ from validation.channels import SendError
 from validation.channels.approval import self_approval_reason
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, VerificationRequest
 from validation.services._common import VerificationError, bump, record
+from validation.services.answers import challenge_approve
 from validation.services.approvals import MAX_CODES, _deliver
-from validation.services.challenges import _approve
 from validation.services.requests import failure_count, verification_fail
 
 APPROVE, DENY = "approve", "deny"
@@ -154,7 +154,7 @@ def approver_code_dispatch(*, challenge_id: int, serial: int) -> None:
         )
 
 
-def _take_attempt(challenge_id: int) -> bool:
+def attempt_take(challenge_id: int) -> bool:
     return bool(
         Challenge.objects.filter(
             pk=challenge_id, status__in=Challenge.ANSWERABLE_STATUSES, attempts__lt=F("max_attempts")
@@ -171,7 +171,7 @@ def approver_code_confirm(*, token: str, code: str, request: HttpRequest | None 
             raise VerificationError("Ask for a code first, or wait a moment for the one on its way.")
         if approval.code_expires_at <= timezone.now():
             raise VerificationError("This code has expired. Ask for a new one.")
-        if not _take_attempt(challenge.pk):
+        if not attempt_take(challenge.pk):
             raise links.BadLink("No attempts are left on this link.")
         challenge.refresh_from_db(fields=["attempts", "code_hmac"])
         if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
@@ -232,7 +232,7 @@ def approval_decide(*, token: str, decision: str, proof: str, request: HttpReque
             _end_refused(verification, challenge, approval, request=request)
             return "refused"
         if decision == APPROVE:
-            _approve(challenge, verification, end_user=True, request=request)
+            challenge_approve(challenge, verification, end_user=True, request=request)
             return "approved"
         _deny(verification, challenge, approval, request=request)
     return "denied"

@@ -1,4 +1,5 @@
-"""Challenges: start one, send it (from the Celery worker), record delivery, check answers."""
+"""Challenges: start one, send it (from the Celery worker), record delivery, expire it.
+Answers to challenges are checked in ``validation.services.answers``."""
 
 from __future__ import annotations
 
@@ -7,34 +8,28 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
 from audit.events import EventType
-from validation import crypto, links, params
+from validation import params
 from validation.channels import SendError, channel_for
 from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
-from validation.channels.totp import totp_match
-from validation.models import Challenge, Method, PersonAuthenticator, SendRecord, VerificationRequest
+from validation.models import Challenge, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record
 from validation.services.limits import records_refusals, send_reserve
-from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
     approved_methods,
-    failure_count,
     person_lock_reason,
-    reevaluate,
-    verification_fail,
     verification_requirement,
 )
 
 
-def _locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
+def locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
     """The request, row-locked, if ``actor`` may still challenge on it."""
     verification = (
         VerificationRequest.objects.select_for_update(of=("self",))
@@ -50,7 +45,7 @@ def _locked_open_request(verification: VerificationRequest, actor: User) -> Veri
     return verification
 
 
-def _check_method(verification: VerificationRequest, method: str) -> None:
+def challenge_method_check(verification: VerificationRequest, method: str) -> None:
     if method not in verification_requirement(verification).allowed:
         raise VerificationError("The organisation's policy does not accept this method for this action.")
     if method in approved_methods(verification):
@@ -63,7 +58,7 @@ def _check_method(verification: VerificationRequest, method: str) -> None:
         raise VerificationError(f"Verification is locked for this person: {lock}.")
 
 
-def _create(verification: VerificationRequest, method: str, *, status: str, actor, request) -> Challenge:
+def challenge_create(verification: VerificationRequest, method: str, *, status: str, actor, request) -> Challenge:
     channel = channel_for(method)
     now = timezone.now()
     challenge = Challenge(
@@ -100,10 +95,10 @@ def challenge_start(
 ) -> Challenge:
     """Queue a challenge that sends a message (SMS code, push link); a worker sends it
     after this transaction commits. The send limits count it (``services.limits``)."""
-    verification = _locked_open_request(verification, actor)
+    verification = locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
-    _check_method(verification, method)
+    challenge_method_check(verification, method)
     waiting = verification.challenges.filter(
         method=method, status__in=[Challenge.Status.QUEUED, Challenge.Status.SENT, Challenge.Status.DELIVERED]
     ).first()
@@ -113,7 +108,7 @@ def challenge_start(
             f"until {waiting.expires_at:%H:%M:%S} UTC."
         )
     _reserve_send(verification, method, actor)
-    challenge = _create(verification, method, status=Challenge.Status.QUEUED, actor=actor, request=request)
+    challenge = challenge_create(verification, method, status=Challenge.Status.QUEUED, actor=actor, request=request)
     from validation.tasks import challenge_send
 
     transaction.on_commit(lambda: challenge_send.delay(challenge.pk))
@@ -254,192 +249,6 @@ def challenge_delivery_update(*, message_id: str, message_status: str, error_cod
     bump(challenge.request_id)
     record(event, challenge.request, challenge=challenge.pk, method=challenge.method, error=error_code[:10])
     return True
-
-
-def _take_attempt(challenge_id: int) -> bool:
-    """Count one check against the challenge, atomically: never more than max_attempts."""
-    return bool(
-        Challenge.objects.filter(
-            pk=challenge_id,
-            status__in=Challenge.OPEN_STATUSES,
-            attempts__lt=F("max_attempts"),
-            expires_at__gt=timezone.now(),
-        ).update(attempts=F("attempts") + 1)
-    )
-
-
-def _approve(challenge: Challenge, verification: VerificationRequest, *, actor=None, end_user=False, request=None):
-    approved = Challenge.objects.filter(pk=challenge.pk, status__in=Challenge.OPEN_STATUSES).update(
-        status=Challenge.Status.APPROVED, answered_at=timezone.now()
-    )
-    if not approved:
-        raise VerificationError("This challenge has already been answered.")
-    record(
-        EventType.VERIFICATION_CHALLENGE_APPROVED,
-        verification,
-        actor=actor,
-        end_user=end_user,
-        request=request,
-        challenge=challenge.pk,
-        method=challenge.method,
-    )
-    if not reevaluate(verification, actor=actor, end_user=end_user, request=request):
-        bump(verification.pk)
-
-
-def _wrong(challenge: Challenge, verification, *, reason: str, final: bool, actor=None, end_user=False, request=None):
-    challenge.refresh_from_db(fields=["attempts", "status"])
-    last_try = final or challenge.attempts >= challenge.max_attempts
-    if last_try and challenge.is_open:
-        Challenge.objects.filter(pk=challenge.pk).update(
-            status=Challenge.Status.FAILED, answered_at=timezone.now(), failure_reason=reason
-        )
-    record(
-        EventType.VERIFICATION_CHALLENGE_WRONG_ANSWER,
-        verification,
-        actor=actor,
-        end_user=end_user,
-        request=request,
-        challenge=challenge.pk,
-        method=challenge.method,
-        attempts=challenge.attempts,
-    )
-    failure_count(verification, end_user=end_user, request=request)
-    bump(verification.pk)
-
-
-def _no_attempt_reason(challenge: Challenge) -> str:
-    challenge.refresh_from_db()
-    if challenge.expires_at <= timezone.now() and challenge.is_open:
-        return "This code has expired; send a new one."
-    if challenge.attempts >= challenge.max_attempts:
-        return "No attempts left on this challenge; send a new one."
-    return "This challenge is no longer open."
-
-
-def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: HttpRequest | None = None) -> bool:
-    """The technician types the code the caller read out. True when it was right."""
-    with transaction.atomic():
-        verification = _locked_open_request(challenge.request, actor)
-        if challenge.method not in (Method.SMS_CODE, Method.EMAIL_CODE):
-            raise VerificationError("This challenge does not take a code.")
-        # One locked read: the checks below and the attempt the update counts see the same row.
-        challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
-        if challenge.status == Challenge.Status.QUEUED:
-            # Nothing was sent yet: a guess now is no answer, and must not cost an attempt.
-            raise VerificationError("The code is still being sent; wait until it shows as sent.")
-        if not _take_attempt(challenge.pk):
-            raise VerificationError(_no_attempt_reason(challenge))
-        challenge.attempts += 1
-        if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
-            _approve(challenge, verification, actor=actor, request=request)
-            return True
-        _wrong(challenge, verification, reason="Too many wrong codes", final=False, actor=actor, request=request)
-    return False
-
-
-def totp_check(
-    *, actor: User, verification: VerificationRequest, code: str, request: HttpRequest | None = None
-) -> bool:
-    """The technician types the code from the caller's enrolled authenticator."""
-    with transaction.atomic():
-        verification = _locked_open_request(verification, actor)
-        _check_method(verification, Method.TOTP)
-        challenge = verification.challenges.filter(method=Method.TOTP, status__in=Challenge.OPEN_STATUSES).first()
-        if challenge is None:
-            challenge = _create(verification, Method.TOTP, status=Challenge.Status.SENT, actor=actor, request=request)
-        if not _take_attempt(challenge.pk):
-            raise VerificationError(_no_attempt_reason(challenge))
-        authenticator = PersonAuthenticator.objects.select_for_update().get(person_id=verification.person_id)
-        step = totp_match(authenticator, code)
-        accepted = (
-            step is not None
-            and PersonAuthenticator.objects.filter(pk=authenticator.pk, last_t__lt=step).update(last_t=step) == 1
-        )
-        if accepted:
-            _approve(challenge, verification, actor=actor, request=request)
-            return True
-        _wrong(challenge, verification, reason="Too many wrong codes", final=False, actor=actor, request=request)
-    return False
-
-
-def push_challenge_for_link(token: str) -> Challenge:
-    """The push challenge a link points at, while it can still be answered. Raises BadLink."""
-    nonce = links.link_nonce(token, purpose=links.PUSH, max_age=params.push_lifetime())
-    challenge = (
-        Challenge.objects.select_related("request__person", "request__organization", "request__technician")
-        .filter(link_nonce_hash=crypto.nonce_hash(nonce), method=Method.PUSH)
-        .first()
-    )
-    if challenge is None:
-        raise links.BadLink("This link is not valid.")
-    if not _push_answerable(challenge, challenge.request):
-        raise links.BadLink("This request has already been answered or has expired.")
-    return challenge
-
-
-def _push_answerable(challenge: Challenge, verification: VerificationRequest) -> bool:
-    """A push link is answerable while both its challenge and its request are open: a
-    challenge sent in a request's last two minutes must not outlive the request."""
-    now = timezone.now()
-    return (
-        challenge.status in Challenge.OPEN_STATUSES
-        and challenge.expires_at > now
-        and verification.status == VerificationRequest.Status.PENDING
-        and verification.expires_at > now
-    )
-
-
-PUSH_DENY, PUSH_FRAUD = "deny", "fraud"
-
-
-def push_respond(*, token: str, choice: str, request: HttpRequest | None = None) -> str:
-    """The person's answer on the push page: a number, "deny" or "fraud". Returns the
-    outcome ("approved", "wrong_number", "denied", "fraud"). Raises BadLink or ValueError
-    (an answer that is not one of the offered choices changes nothing)."""
-    with transaction.atomic():
-        challenge = push_challenge_for_link(token)
-        valid = {PUSH_DENY, PUSH_FRAUD} | {str(n) for n in challenge.match_choices}
-        if choice not in valid:
-            raise ValueError("Pick one of the numbers shown, or deny the request.")
-        verification = (
-            VerificationRequest.objects.select_for_update(of=("self",))
-            .select_related("person", "organization")
-            .get(pk=challenge.request_id)
-        )
-        challenge = Challenge.objects.select_for_update().get(pk=challenge.pk)
-        if not _push_answerable(challenge, verification) or not _take_attempt(challenge.pk):
-            raise links.BadLink("This request has already been answered or has expired.")
-        if choice == str(challenge.match_number):
-            _approve(challenge, verification, end_user=True, request=request)
-            return "approved"
-        if choice in (PUSH_DENY, PUSH_FRAUD):
-            Challenge.objects.filter(pk=challenge.pk).update(
-                status=Challenge.Status.DENIED, answered_at=timezone.now(), failure_reason="Denied by the person"
-            )
-            if choice == PUSH_FRAUD:
-                fraud_report(verification=verification, challenge=challenge, via=VIA_PUSH, request=request)
-            else:
-                record(
-                    EventType.VERIFICATION_CHALLENGE_DENIED,
-                    verification,
-                    end_user=True,
-                    request=request,
-                    challenge=challenge.pk,
-                )
-                verification_fail(verification, reason="The person denied the request", end_user=True, request=request)
-                failure_count(verification, end_user=True, request=request)
-            bump(verification.pk)
-            return "fraud" if choice == PUSH_FRAUD else "denied"
-        _wrong(
-            challenge,
-            verification,
-            reason="The person picked the wrong number",
-            final=True,
-            end_user=True,
-            request=request,
-        )
-        return "wrong_number"
 
 
 def _expire(challenge: Challenge, *, reason: str) -> None:

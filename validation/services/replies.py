@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from validation.channels import channel_for
 from validation.models import Challenge, InboundMessage, Method, VerificationRequest
-from validation.services.challenges import _approve, _take_attempt, _wrong
+from validation.services.answers import attempt_take, challenge_approve, challenge_wrong
 from validation.services.lockout import VIA_SMS_REPLY, fraud_report
 
 logger = logging.getLogger(__name__)
@@ -149,13 +149,13 @@ def _lock_rows(challenge: Challenge) -> tuple[Challenge, VerificationRequest] | 
 
 def _answer(challenge: Challenge, number: int | None, request) -> str:
     locked = _lock_rows(challenge)
-    if locked is None or not _take_attempt(challenge.pk):
+    if locked is None or not attempt_take(challenge.pk):
         return NO_OPEN_REQUEST
     challenge, verification = locked
     if number == challenge.match_number:
-        _approve(challenge, verification, end_user=True, request=request)
+        challenge_approve(challenge, verification, end_user=True, request=request)
         return APPROVED
-    _wrong(
+    challenge_wrong(
         challenge,
         verification,
         reason="The person replied with the wrong number",
