@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -42,6 +42,7 @@ GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key of the chain: the bytes of "auditchn".
 CHAIN_LOCK_ID = 7022629598041172078
 SEAL_BATCH = 1000
+BEHIND = timedelta(seconds=1)  # back-pressure on writers beyond this lag (_falling_behind)
 # Chain fields first: the sealer fills positions 1-4 of a row it read with them empty.
 HASHED_FIELDS = (
     "id",
@@ -133,6 +134,21 @@ def _lock_free(using: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def _falling_behind(model, using: str) -> bool:
+    """Whether the oldest unsealed event waits longer than BEHIND. Then a writer that finds
+    the lock taken waits for it (and seals) instead of going back to write more: writers
+    slow down to the sealer's pace, and their CPU goes to it, so the chain stays within
+    seconds of the log even when more writers than cores write flat out."""
+    oldest = (
+        model.objects.using(using)
+        .filter(sequence__isnull=True)
+        .order_by("id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return oldest is not None and oldest < timezone.now() - BEHIND
+
+
 def _pending(model, using: str) -> bool:
     return model.objects.using(using).filter(sequence__isnull=True).exists()
 
@@ -182,11 +198,14 @@ def security_event_seal(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -
     """
     total = idle_rounds = 0
     sealed: list[tuple] = []
+    wait = False
     while idle_rounds < 3:
-        if not sealed and not _lock_free(using):  # a holder going round again skips the probe
-            return total
+        if not sealed and not wait and not _lock_free(using):  # a holder going round again skips the probe
+            if not _falling_behind(model, using):
+                return total
+            wait = True  # back-pressure: see _falling_behind
         with transaction.atomic(using=using):
-            if not chain_lock(using=using, wait=False):
+            if not chain_lock(using=using, wait=wait):
                 return total
             sealed = _seal_batch(model, using)
             if sealed and model is SecurityEvent:

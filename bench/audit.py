@@ -4,7 +4,9 @@ Parts (``--parts``, comma-separated, default ``write,verify``):
 
 - ``write``: events per second through ``security_event_record`` at 1 and 32 concurrent
   writers (``--writers``), each a separate process (as gunicorn workers are) recording one
-  event per transaction, sealed right after each commit as in production; then how far
+  event per transaction, sealed after commit as in production (a process runs the sealer at
+  most once per AUDIT_SEAL_INTERVAL_MS, 1,000 ms unless set, and a thread runs it every 3 s
+  as the audit-seal beat task does); then how far
   the sealer was behind (sealed_at - created_at) and how long the last events waited.
 - ``verify``: loads the log up to ``--events`` (1,000,000) if it holds fewer (COPY of rows
   chained here exactly as the sealer chains them, continuing the existing chain), writes a
@@ -102,6 +104,17 @@ def _ms_percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {values[-1]:.0f} ms"
 
 
+def _beat(stop: threading.Event) -> None:
+    """What Celery beat's audit-seal task does in production: the sealer every 3 s."""
+    from django.db import connection
+
+    from audit.chain import security_event_seal
+
+    while not stop.wait(3.0):
+        security_event_seal()
+    connection.close()
+
+
 def measure_writes(writers: int, seconds: float) -> None:
     from django.db import connections
 
@@ -113,6 +126,9 @@ def measure_writes(writers: int, seconds: float) -> None:
     processes = [context.Process(target=_writer, args=(n, seconds, barrier, results)) for n in range(writers)]
     for process in processes:
         process.start()
+    stop_beat = threading.Event()
+    beat = threading.Thread(target=_beat, args=(stop_beat,), daemon=True)  # after the forks
+    beat.start()
     barrier.wait()
     began = time.monotonic()
     committed = dict(pair for _ in processes for pair in results.get())
@@ -124,6 +140,8 @@ def measure_writes(writers: int, seconds: float) -> None:
     while events.filter(sequence__isnull=True).exists() and time.monotonic() - waited < 30:
         time.sleep(0.05)
     drained = time.monotonic() - waited
+    stop_beat.set()
+    beat.join()
     rows = list(events.values_list("pk", "created_at", "sealed_at"))
     after_commit = [(sealed.timestamp() - committed[pk]) * 1000 for pk, _, sealed in rows if sealed]
     after_record = [(sealed - created).total_seconds() * 1000 for _, created, sealed in rows if sealed]
@@ -391,7 +409,11 @@ def main() -> None:
 
     from bench._setup import setup_django
 
+    # As in production: each process runs the sealer after a commit at most once a second
+    # (the test settings seal after every commit).
+    os.environ.setdefault("AUDIT_SEAL_INTERVAL_MS", "1000")
     setup_django()
+    from django.conf import settings
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -399,7 +421,8 @@ def main() -> None:
         version = cursor.fetchone()[0]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, PostgreSQL {version} on this machine"
+        f"Python {platform.python_version()}, PostgreSQL {version} on this machine, "
+        f"AUDIT_SEAL_INTERVAL_MS={settings.AUDIT_SEAL_INTERVAL_MS}"
     )
     for part in parts:
         PARTS[part](args)

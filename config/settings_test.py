@@ -20,7 +20,7 @@ os.environ.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
 os.environ.setdefault("TWILIO_API_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("PORTAL_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
-from config.env import env_bool  # noqa: E402
+from config.env import env_bool, env_int  # noqa: E402
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -41,5 +41,6 @@ if "RedisCache" not in CACHES["default"]["BACKEND"]:  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
-# Tests read the chain right after the action that wrote the event: seal after every commit.
-AUDIT_SEAL_INTERVAL_MS = 0
+# Tests read the chain right after the action that wrote the event: seal after every commit
+# (benchmarks set the production default in the environment).
+AUDIT_SEAL_INTERVAL_MS = env_int("AUDIT_SEAL_INTERVAL_MS", 0, minimum=0, maximum=2000)

@@ -6,7 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection, transaction
+from django.utils import timezone
 
 from audit import chain
 from audit.events import EventType
@@ -102,4 +104,40 @@ def test_an_event_committed_while_another_process_seals_is_sealed_by_that_proces
 
     event_b.refresh_from_db()
     assert event_b.sequence == 3
+    assert chain_verify().ok
+
+
+@postgresql_only
+def test_a_writer_waits_for_the_sealer_when_the_chain_falls_behind(monkeypatch):
+    """Back-pressure: while another process holds the chain lock and an event has waited more
+    than BEHIND for its link, a writer does not go back to writing: it waits for the lock
+    and seals, so the chain cannot fall further behind."""
+    holding, release = threading.Event(), threading.Event()
+    real_batch = chain._seal_batch
+
+    def slow_batch(model, using):
+        sealed = real_batch(model, using)
+        if threading.current_thread().name == "sealer-a":
+            holding.set()
+            release.wait(10)
+        return sealed
+
+    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
+
+    def sealer_a():
+        try:
+            chain.security_event_seal()
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=sealer_a, name="sealer-a")
+    a.start()
+    assert holding.wait(10)
+    with time_machine.travel(timezone.now() - chain.BEHIND - timedelta(seconds=1)), transaction.atomic():
+        late = security_event_record(event_type=EventType.AUTH_LOGOUT, details={"late": True})
+    threading.Timer(0.3, release.set).start()
+    assert chain.security_event_seal() == 1  # waited for A's lock, then sealed the late event
+    a.join(10)
+    late.refresh_from_db()
+    assert late.sequence is not None
     assert chain_verify().ok
