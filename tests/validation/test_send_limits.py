@@ -243,7 +243,7 @@ def test_limits_hold_when_the_cache_is_flushed_between_sends(clock, technician, 
         with capture(execute=True):
             send(technician, person)
         cache.clear()
-    assert cache.get(limits.CACHE_PREFIX + f"person:{person.pk}") is None
+    assert cache.get(limits.CACHE_PREFIX + f"person:{person.pk}:3") is None
     refused(technician, person)
     cache.clear()
     refused(technician, person)
@@ -272,21 +272,21 @@ def test_a_full_limit_is_refused_from_the_cache_without_counting_again(clock, te
     for _ in range(3):
         with capture(execute=True):
             send(technician, person)
-    assert len(cache.get(limits.CACHE_PREFIX + f"person:{person.pk}")) == 3
+    refused(technician, person)  # the database finds the limit full; the cache remembers until when
+    assert cache.get(limits.CACHE_PREFIX + f"person:{person.pk}:3") == (T0 + timedelta(minutes=10)).timestamp()
     with CaptureQueriesContext(connection) as queries:
-        refused(technician, person)
+        assert "Try again at 10:10:00 UTC" in refused(technician, person)
     sql = " ".join(q["sql"] for q in queries.captured_queries)
     assert "validation_sendrecord" not in sql and "pg_advisory" not in sql
-    assert len(limited_events()) == 1
+    assert len(limited_events()) == 2
 
 
 def test_a_stale_cache_never_lets_a_send_through(clock, technician, person, outbox, capture):
-    with capture(execute=True):
+    """The cache only ever refuses; an entry that has run out (or was never written) hands
+    the question to the database, which still counts every committed send."""
+    for _ in range(3):
         send(technician, person)
-    stale = cache.get(limits.CACHE_PREFIX + f"person:{person.pk}")
-    send(technician, person)  # its after-commit write never ran (no callbacks here)
-    send(technician, person)
-    cache.set(limits.CACHE_PREFIX + f"person:{person.pk}", stale)
+    cache.set(limits.CACHE_PREFIX + f"person:{person.pk}:3", (T0 - timedelta(minutes=1)).timestamp())
     refused(technician, person)
 
 

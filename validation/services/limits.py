@@ -14,12 +14,15 @@ How the counts stay right:
   two senders cannot deadlock); the row is inserted before the lock is released at commit.
   So concurrent senders are counted one after another. On SQLite, transactions begin
   IMMEDIATE and writers are serialised anyway.
-- The cache (Redis in production) keeps, per limit, the newest send times. It answers
-  refusals without a lock or a query, which is the hot path when someone hammers a
-  button. It is written only from committed rows (after commit), so it never holds a send
-  that did not happen: a refusal from the cache is always true, and a cold, flushed, stale
-  or unreachable cache only means the database is asked instead. With the cache down the
-  limits still hold (they fail closed, on the database).
+- The cache (Redis in production) remembers, for a limit the database found full, until
+  when it stays full. It answers refusals without a lock or a query, which is the hot path
+  when someone hammers a button. It is written only from committed rows, and more sends
+  only make a full limit last longer, so a refusal from the cache is always true; a cold,
+  flushed, stale or unreachable cache only means the database is asked instead. With the
+  cache down the limits still hold (they fail closed, on the database).
+- Asking the database costs one row per full limit whatever the maximum (the
+  ``maximum``-th newest send in the window), so a global ceiling of thousands an hour
+  costs what the per-person limit of three does.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ PERSON_WINDOW = timedelta(minutes=10)
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 RECORDS_KEPT = timedelta(days=1)  # longer than any window
-CACHE_PREFIX = "validation:send-limit:v1:"
+CACHE_PREFIX = "validation:send-limit:v2:"
 
 MESSAGES = {
     "person": "at most {maximum} messages to this person per {window}",
@@ -138,12 +141,10 @@ def send_reserve(
         )
     destination_hash = crypto.destination_hmac(destination)
     limits = limits_for(person=person, technician=technician, destination_hash=destination_hash)
-    recent: dict[str, list[float]] = {}
     full = _cached_full(limits, now)
     if full is None:
         _lock(limits)
-        recent = _recent_times(limits, now)
-        full = _first_full(limits, recent, now)
+        full = _first_full(limits, _full_until(limits, now))
     if full is not None:
         limit, retry_at = full
         raise _limit_refusal(limit, retry_at, masked=destination_masked, method=method, **context)
@@ -156,44 +157,36 @@ def send_reserve(
         destination_hash=destination_hash,
         created_at=now,
     )
-    transaction.on_commit(functools.partial(_remember, limits, recent, now))
     return record
 
 
-def _recent_times(limits: list[Limit], now: datetime) -> dict[str, list[float]]:
-    """Per limit, the newest ``maximum`` send times inside its window, newest first (epoch
-    seconds): on PostgreSQL one statement, a UNION ALL of each limit's own indexed, limited query."""
+def _full_until(limits: list[Limit], now: datetime) -> dict[str, datetime]:
+    """The limits that are full now, each with the time it lets a message through again: when
+    the ``maximum``-th newest send inside its window leaves the window. One row per full limit,
+    however large the maximum: on PostgreSQL one statement, a UNION ALL of each limit's own
+    indexed query; on SQLite (no LIMIT inside a UNION) one query per limit."""
     queries = [
         SendRecord.objects.filter(limit.records, created_at__gt=now - limit.window)
         .annotate(limit_key=Value(limit.key, output_field=CharField()))
         .order_by("-created_at")
-        .values_list("limit_key", "created_at")[: limit.maximum]
+        .values_list("limit_key", "created_at")[limit.maximum - 1 : limit.maximum]
         for limit in limits
     ]
-    recent: dict[str, list[float]] = {limit.key: [] for limit in limits}
     if connection.features.supports_slicing_ordering_in_compound:
         rows: Iterable[tuple[str, datetime]] = queries[0].union(*queries[1:], all=True)
-    else:  # SQLite: no LIMIT inside a UNION, so one query per limit
+    else:
         rows = itertools.chain.from_iterable(queries)
-    for key, created_at in rows:
-        recent[key].append(created_at.timestamp())
-    return {key: sorted(times, reverse=True) for key, times in recent.items()}
+    windows = {limit.key: limit.window for limit in limits}
+    return {key: created_at + windows[key] for key, created_at in rows}
 
 
-def _full_until(limit: Limit, times: list[float], now: datetime) -> datetime | None:
-    """When the limit lets a message through again, or None when it does now. The window
-    frees up when the ``maximum``-th newest send in it leaves it."""
-    inside = sorted((t for t in times if t > (now - limit.window).timestamp()), reverse=True)
-    if len(inside) < limit.maximum:
-        return None
-    return datetime.fromtimestamp(inside[limit.maximum - 1], tz=UTC) + limit.window
-
-
-def _first_full(limits: list[Limit], recent: dict[str, list[float]], now: datetime) -> tuple[Limit, datetime] | None:
+def _first_full(limits: list[Limit], full_until: dict[str, datetime]) -> tuple[Limit, datetime] | None:
+    """The first full limit, remembered in the cache until it frees up (a fact about committed
+    rows: later sends only make it last longer)."""
     for limit in limits:
-        retry_at = _full_until(limit, recent[limit.key], now)
+        retry_at = full_until.get(limit.key)
         if retry_at is not None:
-            _cache_write({_cache_key(limit): recent[limit.key]}, limit.window)  # committed rows only
+            _cache_write(_cache_key(limit), retry_at)
             return limit, retry_at
     return None
 
@@ -205,29 +198,22 @@ def _cached_full(limits: list[Limit], now: datetime) -> tuple[Limit, datetime] |
         logger.warning("Send-limit cache unreadable (%s); counting in the database", type(exc).__name__)
         return None
     for limit in limits:
-        retry_at = _full_until(limit, stored.get(_cache_key(limit)) or [], now)
-        if retry_at is not None:
-            return limit, retry_at
+        until = stored.get(_cache_key(limit))
+        if isinstance(until, float) and until > now.timestamp():
+            return limit, datetime.fromtimestamp(until, tz=UTC)
     return None
 
 
-def _remember(limits: list[Limit], recent: dict[str, list[float]], now: datetime) -> None:
-    """After commit: each limit's newest times, this send included, for the fast path; one
-    write for all (kept as long as the longest window: times outside a limit's own window
-    are ignored when read)."""
-    values = {_cache_key(limit): [now.timestamp(), *recent[limit.key]][: limit.maximum] for limit in limits}
-    _cache_write(values, max(limit.window for limit in limits))
-
-
-def _cache_write(values: dict[str, list[float]], window: timedelta) -> None:
+def _cache_write(key: str, until: datetime) -> None:
     try:
-        cache.set_many(values, timeout=int(window.total_seconds()) + 1)
+        cache.set(key, until.timestamp(), timeout=max(1, int((until - timezone.now()).total_seconds()) + 1))
     except Exception as exc:  # the database stays right; the next send asks it
         logger.warning("Send-limit cache unwritable (%s)", type(exc).__name__)
 
 
 def _cache_key(limit: Limit) -> str:
-    return CACHE_PREFIX + limit.key
+    """Per limit and maximum: a full limit stays full only for the maximum it was full at."""
+    return f"{CACHE_PREFIX}{limit.key}:{limit.maximum}"
 
 
 def _lock(limits: list[Limit]) -> None:
