@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -60,7 +60,8 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
         return (
             verification_list_for_user(user=user)
             .select_related(*_DETAIL_RELATED)
-            .prefetch_related("challenges", "challenges__approval__approver")
+            # One query for the challenges with their approval and approver (reverse one-to-one).
+            .prefetch_related(Prefetch("challenges", Challenge.objects.select_related("approval__approver")))
             .get(pk=pk)
         )
     except VerificationRequest.DoesNotExist:
