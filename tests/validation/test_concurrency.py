@@ -99,3 +99,58 @@ def test_one_totp_code_given_twice_at_once_is_accepted_once(setup):
 
     results = all_at_once(check, count=2)
     assert sorted(results, key=str) == [False, True]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_a_delivery_receipt_and_the_code_check_at_the_same_moment_both_complete(setup, monkeypatch):
+    """The receipt's path takes the request's row before the challenge's, as the code check
+    does. Paused while holding its first lock, it makes the check wait instead of the two
+    waiting for each other (which PostgreSQL ends by failing one of them: a 500)."""
+    from validation.services import challenges
+
+    technician, person = setup
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-1"
+    )
+    challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    challenge.refresh_from_db()
+    code = code_in(last_text(person.phone))
+    holding, go_on = threading.Event(), threading.Event()
+    real_lock = challenges.request_lock
+
+    def paused_lock(**lookup):
+        locked = real_lock(**lookup)
+        if threading.current_thread().name == "receipt":
+            holding.set()
+            go_on.wait(10)
+        return locked
+
+    monkeypatch.setattr(challenges, "request_lock", paused_lock)
+    outcome = {}
+
+    def receipt():
+        try:
+            outcome["receipt"] = services.challenge_delivery_update(
+                message_id=challenge.provider_message_id, message_status="delivered"
+            )
+        finally:
+            connection.close()
+
+    def check():
+        try:
+            outcome["check"] = services.sms_code_check(actor=technician, challenge=challenge, code=code)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=receipt, name="receipt")
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(target=check, name="check")
+    second.start()
+    second.join(0.5)  # the check waits for the request's row
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert outcome == {"receipt": True, "check": True}
+    challenge.refresh_from_db()
+    assert challenge.status == Challenge.Status.APPROVED and challenge.delivered_at is not None

@@ -43,3 +43,17 @@ def record(
 def bump(verification_id: int) -> None:
     """Tell the technician's live view that something changed."""
     VerificationRequest.objects.filter(pk=verification_id).update(version=F("version") + 1)
+
+
+def request_lock(**challenge: Any) -> bool:
+    """Lock the row of the request that the challenge matching ``challenge`` (lookups on
+    Challenge, e.g. ``pk=...``) belongs to; False when no challenge matches.
+
+    The lock order everywhere is the request's row, then the challenge's: answers lock the
+    request first (``locked_open_request``), so a worker or webhook path that changes a
+    challenge and then bumps its request takes the request first too, or each could wait
+    for the other (a deadlock PostgreSQL breaks by failing one of them)."""
+    lookups = {f"challenges__{name}": value for name, value in challenge.items()}
+    return bool(
+        VerificationRequest.objects.select_for_update(of=("self",)).filter(**lookups).values_list("pk", flat=True)
+    )

@@ -45,7 +45,7 @@ from validation.channels.approval import (
 )
 from validation.channels.sms import sms_send
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
-from validation.services._common import VerificationError, bump, record
+from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.challenges import _expire, locked_open_request, status_callback_url
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import approved_methods, person_lock_reason, verification_requirement
@@ -179,6 +179,8 @@ def _deliver(approver: Person, via: str, *, body: str, email_template: str) -> s
 def approval_dispatch(*, challenge_id: int) -> None:
     """Create the link and send it to the approver. Raises SendError when a retry may help."""
     with transaction.atomic():
+        if not request_lock(pk=challenge_id):
+            return
         challenge = (
             Challenge.objects.select_for_update(of=("self",))
             .select_related("request__organization", "request__technician", "approval__approver")
@@ -205,6 +207,7 @@ def approval_dispatch(*, challenge_id: int) -> None:
         challenge_send_failed(challenge_id=challenge_id, reason=exc.reason, code=exc.code)
         return
     with transaction.atomic():
+        request_lock(pk=challenge_id)
         if Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
             status=Challenge.Status.SENT, sent_at=timezone.now(), provider_message_id=message_id[:64]
         ):

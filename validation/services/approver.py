@@ -20,7 +20,7 @@ from validation import crypto, links, params
 from validation.channels import SendError
 from validation.channels.approval import self_approval_reason
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, VerificationRequest
-from validation.services._common import VerificationError, bump, record
+from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.answers import challenge_approve
 from validation.services.approvals import MAX_CODES, _deliver
 from validation.services.requests import failure_count, verification_fail
@@ -105,6 +105,7 @@ def approver_code_dispatch(*, challenge_id: int, serial: int) -> None:
     when a retry may help; a retry sends a fresh code (the earlier one never arrived)."""
     now = timezone.now()
     with transaction.atomic():
+        request_lock(pk=challenge_id)
         approval = (
             ChallengeApproval.objects.select_for_update(of=("self",))
             .select_related("challenge__request__organization", "approver")
@@ -132,6 +133,7 @@ def approver_code_dispatch(*, challenge_id: int, serial: int) -> None:
         if not exc.permanent:
             raise
         with transaction.atomic():
+            request_lock(pk=challenge_id)
             Challenge.objects.filter(pk=challenge_id).update(code_hmac="")
             record(
                 EventType.VERIFICATION_CHALLENGE_SEND_FAILED,

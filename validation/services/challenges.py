@@ -20,7 +20,7 @@ from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
 from validation.models import Challenge, Method, SendRecord, VerificationRequest
-from validation.services._common import VerificationError, bump, record
+from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
@@ -138,6 +138,8 @@ def challenge_dispatch(*, challenge_id: int) -> None:
     task retries); a permanent one marks the challenge failed. Never holds a row lock
     while talking to Twilio."""
     with transaction.atomic():
+        if not request_lock(pk=challenge_id):
+            return
         challenge = (
             Challenge.objects.select_for_update(of=("self",))
             .select_related("request__person", "request__organization", "request__technician")
@@ -165,13 +167,13 @@ def challenge_dispatch(*, challenge_id: int) -> None:
         challenge_send_failed(challenge_id=challenge_id, reason=exc.reason, code=exc.code)
         return
     with transaction.atomic():
+        bump(challenge.request_id)  # the request's row first (request_lock)
         sent = Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
             status=Challenge.Status.SENT, sent_at=timezone.now(), provider_message_id=message_id
         )
         if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
             Challenge.objects.filter(pk=challenge_id).update(provider_message_id=message_id)
         else:
-            bump(challenge.request_id)
             record(
                 EventType.VERIFICATION_CHALLENGE_SENT,
                 challenge.request,
@@ -194,9 +196,9 @@ def _early_receipt_key(message_id: str) -> str:
 @transaction.atomic
 def challenge_send_failed(*, challenge_id: int, reason: str, code: str = "") -> None:
     """The message cannot be sent. A send failure never counts as a failed verification."""
-    challenge = Challenge.objects.select_related("request__organization").filter(pk=challenge_id).first()
-    if challenge is None:
+    if not request_lock(pk=challenge_id):
         return
+    challenge = Challenge.objects.select_related("request__organization").get(pk=challenge_id)
     failed = Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
         status=Challenge.Status.FAILED, failure_reason=reason[:200]
     )
@@ -216,6 +218,7 @@ def challenge_send_failed(*, challenge_id: int, reason: str, code: str = "") -> 
 def challenge_delivery_update(*, message_id: str, message_status: str, error_code: str = "") -> bool:
     """Apply a delivery receipt. Returns False when no challenge has this message id.
     Repeats change nothing; an answered challenge keeps its answer."""
+    request_lock(provider_message_id=message_id)
     challenge = (
         Challenge.objects.select_for_update(of=("self",))
         .select_related("request__organization")
@@ -268,6 +271,7 @@ def challenge_expire_stale(*, now: datetime) -> int:
     count = 0
     for challenge in stale:
         with transaction.atomic():
+            request_lock(pk=challenge.pk)
             _expire(challenge, reason="No answer in time")
             count += 1
     return count
