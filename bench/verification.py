@@ -340,6 +340,8 @@ def main() -> None:
 
     create_database_if_missing(env["DATABASE_URL"])
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    # Production mode serves hashed static files (WhiteNoise's manifest), as a deployment does.
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     import django
 
     django.setup()
