@@ -1,12 +1,12 @@
 import os
-from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
 
 from config import celery_app
-from tests.fakes.twilio_api import FakeTwilioApi, twilio_signature
+from tests.fakes.twilio_api import FakeTwilioApi
 from tests.validation.factories import OrganizationFactory, PersonFactory, technician_for
+from tests.validation.helpers import twilio_poster
 from validation.channels import sms
 
 
@@ -65,23 +65,5 @@ def status_callback_url(settings):
 
 @pytest.fixture
 def post_status(client, settings, status_callback_url):
-    """POST a status callback the way Twilio does. ``signature``: "valid" (computed by
-    twilio's RequestValidator with the test auth token, or ``token``), None for no header,
-    or the header's literal value. ``form``: a mapping or a list of (name, value) pairs."""
-
-    def post(form, *, signature="valid", token=None, signed_url=None):
-        pairs = list(form.items()) if hasattr(form, "items") else list(form)
-        headers = {}
-        if signature == "valid":
-            secret = token or settings.TWILIO_AUTH_TOKEN
-            headers["X-Twilio-Signature"] = twilio_signature(signed_url or status_callback_url, pairs, secret)
-        elif signature is not None:
-            headers["X-Twilio-Signature"] = signature
-        return client.post(
-            reverse("validation:twilio_status"),
-            data=urlencode(pairs),
-            content_type="application/x-www-form-urlencoded",
-            headers=headers,
-        )
-
-    return post
+    """POST a status callback the way Twilio does (``twilio_poster``)."""
+    return twilio_poster(client, settings, url_name="validation:twilio_status", public_url=status_callback_url)

@@ -1,8 +1,11 @@
 import re
+from urllib.parse import urlencode
 
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import TOTP
 
+from tests.fakes.twilio_api import twilio_signature
 from validation.models import OutboxMessage
 
 
@@ -22,3 +25,27 @@ def code_in(body: str) -> str:
 
 def link_token_in(body: str) -> str:
     return re.search(r"/(?:r|e)/([^/\s]+)/", body).group(1)
+
+
+def twilio_poster(client, settings, *, url_name: str, public_url: str):
+    """A function that POSTs a form to the webhook ``url_name`` the way Twilio does.
+    ``signature``: "valid" (computed by twilio's RequestValidator over ``public_url``, or
+    ``signed_url``, with the test auth token, or ``token``), None for no header, or the
+    header's literal value. ``form``: a mapping or a list of (name, value) pairs."""
+
+    def post(form, *, signature="valid", token=None, signed_url=None):
+        pairs = list(form.items()) if hasattr(form, "items") else list(form)
+        headers = {}
+        if signature == "valid":
+            secret = token or settings.TWILIO_AUTH_TOKEN
+            headers["X-Twilio-Signature"] = twilio_signature(signed_url or public_url, pairs, secret)
+        elif signature is not None:
+            headers["X-Twilio-Signature"] = signature
+        return client.post(
+            reverse(url_name),
+            data=urlencode(pairs),
+            content_type="application/x-www-form-urlencoded",
+            headers=headers,
+        )
+
+    return post

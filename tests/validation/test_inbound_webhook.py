@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.fakes.twilio_api import twilio_signature
 from tests.validation.hardening import events_of, new_sid, other_number, reply_challenge, snapshot
+from tests.validation.helpers import twilio_poster
 from validation.models import Challenge, InboundMessage, PersonVerificationState, VerificationRequest
 from validation.services import replies
 from validation.views.webhooks import REJECTIONS_RECORDED_PER_MINUTE
@@ -40,23 +41,7 @@ def inbound_url(settings):
 @pytest.fixture
 def post_inbound(client, settings, inbound_url):
     """POST an inbound message the way Twilio does; ``signature`` as in ``post_status``."""
-
-    def post(form, *, signature="valid", token=None, signed_url=None):
-        pairs = list(form.items()) if hasattr(form, "items") else list(form)
-        headers = {}
-        if signature == "valid":
-            secret = token or settings.TWILIO_AUTH_TOKEN
-            headers["X-Twilio-Signature"] = twilio_signature(signed_url or inbound_url, pairs, secret)
-        elif signature is not None:
-            headers["X-Twilio-Signature"] = signature
-        return client.post(
-            reverse("validation:twilio_inbound"),
-            data=urlencode(pairs),
-            content_type="application/x-www-form-urlencoded",
-            headers=headers,
-        )
-
-    return post
+    return twilio_poster(client, settings, url_name="validation:twilio_inbound", public_url=inbound_url)
 
 
 def message(from_number, body, sid=None, **extra):
