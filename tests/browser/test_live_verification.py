@@ -46,7 +46,7 @@ def test_push_answer_appears_on_the_technicians_page_without_reload(page: Page, 
     # The person answers on their phone; the page was loaded before, and is not reloaded.
     services.push_respond(token=link_token_in(last_text(person.phone)), choice=str(challenge.match_number))
     expect(page.get_by_text(re.compile(r"Verified until \d\d:\d\d UTC"))).to_be_visible(timeout=3_000)
-    expect(page.get_by_text(f"covers password reset for {person.full_name} only")).to_be_visible()
+    expect(page.get_by_text(f"covers one action: Password reset for {person.full_name}.")).to_be_visible()
     assert page.url == url
     screenshot("verified")
 
@@ -127,6 +127,6 @@ def test_mfa_reset_push_on_the_phone_then_authenticator_code_verifies_without_re
     page.get_by_label("Code from the caller's authenticator app").fill(totp_code(authenticator.raw_key))
     page.get_by_role("button", name="Check authenticator code").click()
     expect(page.get_by_text(re.compile(r"Verified until \d\d:\d\d UTC"))).to_be_visible(timeout=3_000)
-    expect(page.get_by_text("covers mfa reset for Grace Hopper only")).to_be_visible()
+    expect(page.get_by_text("covers one action: MFA reset for Grace Hopper.")).to_be_visible()
     assert page.url == detail_url and page.evaluate("window.__notReloaded") is True
     screenshot("mfa-reset-verified")

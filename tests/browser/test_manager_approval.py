@@ -102,7 +102,7 @@ def test_manager_approves_a_privileged_mfa_reset_from_the_link_on_a_phone(
         phone.close()
 
     expect(page.get_by_text(re.compile(r"Verified until \d\d:\d\d UTC"))).to_be_visible(timeout=5_000)
-    expect(page.get_by_text("covers mfa reset for Grace Hopper only")).to_be_visible()
+    expect(page.get_by_text("covers one action: MFA reset for Grace Hopper.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"approved at \d\d:\d\d:\d\d UTC"))).to_be_visible()
     assert page.url == detail_url and page.evaluate("window.__notReloaded") is True
     screenshot("technician-verified")

@@ -255,7 +255,7 @@ def test_texted_code_verifies_and_the_page_says_so(client, org, person, outbox, 
     assert verification.status == VerificationRequest.Status.VERIFIED
     page = text(response)
     until = timezone.localtime(verification.expires_at).strftime("%H:%M")
-    assert f"Verified until {until} UTC — covers other for {person.full_name} only." in page
+    assert f"Verified until {until} UTC — covers one action: Other for {person.full_name}." in page
     assert "Policy met by: SMS code." in page
     assert b"hx-trigger" not in response.content
 
