@@ -124,6 +124,8 @@ def verification_problem(
         return "That verification has already been used for an action; verify the caller again."
     if verification.status != VerificationRequest.Status.VERIFIED or verification.verified_at is None:
         return f"The caller is not verified (status: {verification.get_status_display().lower()})."
+    if person.privileged and not verification.policy_snapshot.get("privileged"):
+        return "The person became privileged after this verification; verify the caller again (stricter policy)."
     too_old = verification.verified_at <= now - verification_params.RESULT_LIFETIME
     if too_old or verification.expires_at <= now:
         return "That verification is more than 15 minutes old; verify the caller again."

@@ -29,7 +29,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -133,7 +133,8 @@ def _perform(actor, person, action, verification, connector, contact_field, new_
         if verification is not None
         else None
     )
-    person = Person.objects.select_for_update().select_related("organization").get(pk=person.pk)
+    # The person's row only (of=self): the organisation's row stays free for everyone else.
+    person = Person.objects.select_for_update(of=("self",)).select_related("organization").get(pk=person.pk)
     grant = grant_allowing(
         technician=actor, organization=person.organization, action=action, privileged=person.privileged
     )
@@ -151,6 +152,16 @@ def _perform(actor, person, action, verification, connector, contact_field, new_
         ticket_reference=locked.ticket_reference,
         reference=action_reference_generate(),
     )
+    # Consumed before the directory is called, in this transaction: a verification that
+    # expires during the call cannot turn a change already made into a "refused", and a
+    # connector failure rolls the consumption back with everything else.
+    try:
+        verification_consume(actor=actor, verification=locked, person=person, action=action, request=request)
+    except VerificationError as exc:
+        raise ActionRefused([selectors.verification_fix(person=person, action=action, problem=exc.message)]) from None
+    previous = getattr(person, contact_field) if action == Action.CONTACT_CHANGE else ""
+    if action == Action.CONTACT_CHANGE:  # before the directory, so a clash changes nothing there
+        _contact_update(actor, person, contact_field, new_contact)
     result = _call(
         connector, context, action, delivery, temporary_password, _channel(locked), contact_field, new_contact
     )
@@ -168,6 +179,7 @@ def _perform(actor, person, action, verification, connector, contact_field, new_
             result,
             delivery,
             contact_field,
+            previous,
             new_contact,
             request,
         ),
@@ -220,10 +232,22 @@ def _call(connector, context, action, delivery, temporary_password, channel, fie
         return ActionResult.failure(f"The directory connector {connector.name} failed unexpectedly.", permanent=False)
 
 
+def _contact_update(actor, person, field, value) -> None:
+    """The new contact of record (stamping contact_changed_at). Another person holding it
+    already (a concurrent import or edit) is a failure that changes nothing."""
+    try:
+        with transaction.atomic():
+            person_update(actor=actor, person=person, data={field: value})
+    except IntegrityError:
+        raise ActionFailed(
+            "Another person in the directory already has this contact of record; nothing was changed.",
+            permanent=True,
+        ) from None
+
+
 def _record_done(
-    actor, person, action, verification, grant, connector, context, result, delivery, field, value, request
+    actor, person, action, verification, grant, connector, context, result, delivery, field, previous, value, request
 ) -> HelpdeskAction:
-    previous = getattr(person, field) if action == Action.CONTACT_CHANGE else ""
     done = HelpdeskAction.objects.create(
         organization=person.organization,
         person=person,
@@ -240,12 +264,7 @@ def _record_done(
         previous_contact=previous,
         new_contact=value if action == Action.CONTACT_CHANGE else "",
     )
-    try:
-        verification_consume(actor=actor, verification=verification, person=person, action=action, request=request)
-    except VerificationError as exc:  # cannot happen under the row lock; refuse rather than record twice
-        raise ActionRefused([selectors.verification_fix(person=person, action=action, problem=exc.message)]) from None
     if action == Action.CONTACT_CHANGE:
-        person_update(actor=actor, person=person, data={field: value})
         notices_after_commit(done)
     record(
         EventType.ACTION_PERFORMED,

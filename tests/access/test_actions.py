@@ -48,7 +48,7 @@ def verified(technician, person, action, *, at=None, **fields):
         created_at=at - timedelta(minutes=1),
         verified_at=at,
         expires_at=at + timedelta(minutes=15),
-        **fields,
+        **{"policy_snapshot": {"privileged": person.privileged}, **fields},
     )
 
 
@@ -193,6 +193,42 @@ def test_a_privileged_person_needs_a_role_covering_privileged_people(technician,
     covering = RoleFactory(actions=["mfa_reset"], covers_privileged=True)
     GrantFactory(technician=technician, role=covering, organization=org)
     assert perform(technician, boss, "mfa_reset", verification).record.grant.role == covering
+
+
+def test_a_verification_made_before_the_person_became_privileged_does_not_cover_them(technician, org):
+    covering = RoleFactory(actions=["mfa_reset"], covers_privileged=True)
+    GrantFactory(technician=technician, role=covering, organization=org)
+    person = PersonFactory(organization=org, privileged=False)
+    verification = verified(technician, person, "mfa_reset")  # under the ordinary policy
+    person.privileged = True
+    person.save(update_fields=["privileged"])
+
+    refused = refusal(technician, person, "mfa_reset", verification)
+    assert [m.kind for m in refused.missing] == ["verification"]
+    assert "became privileged" in refused.missing[0].message
+    assert_nothing_done(verification)
+
+
+def test_a_verification_that_expires_while_the_directory_is_called_still_records_the_change(
+    technician, person, grant, monkeypatch
+):
+    """Consumed before the connector is called: once the directory has changed, the portal
+    records it, however long the call took."""
+    from access.connectors.record_only import RecordOnlyConnector
+
+    real_unlock = RecordOnlyConnector.unlock
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        last_second = timezone.now() - timedelta(minutes=14, seconds=59)
+        verification = verified(technician, person, "account_unlock", at=last_second)
+
+        def slow_unlock(self, context):
+            clock.shift(timedelta(seconds=5))  # the call outlasts the verification's last second
+            return real_unlock(self, context)
+
+        monkeypatch.setattr(RecordOnlyConnector, "unlock", slow_unlock)
+        done = perform(technician, person, "account_unlock", verification).record
+    verification.refresh_from_db()
+    assert verification.consumed_at is not None and done.verification == verification
 
 
 def test_the_fix_for_a_missing_grant_is_the_approved_request_to_activate(technician, person, org, approvers):
@@ -405,3 +441,25 @@ def assert_not_in_database(secret: str) -> None:
     for model in apps.get_models():
         for row in model.objects.values_list():
             assert secret not in repr(row), f"found in {model._meta.label}"
+
+
+def test_a_contact_taken_meanwhile_fails_cleanly_and_changes_nothing(technician, person, grant, org, monkeypatch):
+    """Another person got the new email between the form's check and the change (an import
+    running at the same moment): the action fails before the directory is called, says so,
+    and leaves the person and the verification as they were."""
+    import access.services.actions as actions
+
+    PersonFactory(organization=org, email="taken@example.com")
+    monkeypatch.setattr(actions, "clean_contact", lambda *, person, field, value: value)  # the race: checked before
+    verification = verified(technician, person, "contact_change")
+    before = person.email
+    with pytest.raises(ActionFailed, match="already has this contact"):
+        perform(
+            technician, person, "contact_change", verification, contact_field="email", new_contact="taken@example.com"
+        )
+    person.refresh_from_db()
+    verification.refresh_from_db()
+    assert person.email == before and person.contact_changed_at is None
+    assert verification.consumed_at is None
+    assert not HelpdeskAction.objects.exists()
+    assert SecurityEvent.objects.filter(event_type="action.failed").count() == 1

@@ -183,3 +183,13 @@ def test_a_new_challenge_can_be_sent_after_a_failed_one(fake_twilio, send_code, 
     failed = send_code()
     retry = services.challenge_start(actor=technician, verification=failed.request, method=Method.SMS_CODE)
     assert retry.pk != failed.pk
+
+
+def test_texts_carry_names_as_written_not_html_escaped(fake_twilio, send_code, person):
+    """Texts and emails are plain text: an organisation called O'Neil & Sons is not sent as
+    O&#x27;Neil &amp; Sons (every .txt template renders with autoescaping off)."""
+    person.organization.name = "O'Neil & Sons <Ltd>"
+    person.organization.save(update_fields=["name"])
+    send_code()
+    [sent] = fake_twilio.requests
+    assert sent.value("Body").startswith("O'Neil & Sons <Ltd> helpdesk: your verification code is ")

@@ -10,6 +10,7 @@ that lets this browser (and no other) approve or deny.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -89,7 +90,7 @@ def approver_confirm(request: HttpRequest, token: str) -> HttpResponse:
         proof,
         max_age=max(int((expires_at - timezone.now()).total_seconds()), 1),
         path=reverse("validation:approver", kwargs={"token": token}),
-        secure=request.is_secure(),
+        secure=settings.SESSION_COOKIE_SECURE or request.is_secure(),  # as the session cookie, behind a TLS proxy too
         httponly=True,
         samesite="Lax",
     )
