@@ -154,3 +154,57 @@ def test_a_delivery_receipt_and_the_code_check_at_the_same_moment_both_complete(
     assert outcome == {"receipt": True, "check": True}
     challenge.refresh_from_db()
     assert challenge.status == Challenge.Status.APPROVED and challenge.delivered_at is not None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_a_fraud_report_and_a_wrong_code_on_another_request_of_the_person_both_land(
+    technician, person, outbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The person texts NO on request A while the technician types a wrong code on request B.
+    Both paths take the person's state row first, so the report waits for the wrong code
+    (instead of the two deadlocking, which would drop the report): the failure is counted,
+    then the person is locked and B ends as locked."""
+    import time
+
+    from tests.validation.hardening import allow, new_sid, send, start
+    from validation.models import VerificationRequest
+    from validation.services import answers, replies
+
+    capture = django_capture_on_commit_callbacks
+    allow(person.organization, [Method.SMS_REPLY, Method.SMS_CODE])
+    send(technician, start(technician, person, ticket="INC-A"), Method.SMS_REPLY, capture)
+    request_b = start(technician, person, ticket="INC-B")
+    challenge_b = send(technician, request_b, Method.SMS_CODE, capture)
+    counting, real_failure_count = threading.Event(), answers.failure_count
+
+    def slow_failure_count(verification, **kwargs):
+        counting.set()
+        time.sleep(0.6)  # the report arrives while B's wrong code is being counted
+        return real_failure_count(verification, **kwargs)
+
+    monkeypatch.setattr(answers, "failure_count", slow_failure_count)
+    outcome = {}
+
+    def wrong_code():
+        try:
+            outcome["check"] = services.sms_code_check(actor=technician, challenge=challenge_b, code="000000")
+        finally:
+            connection.close()
+
+    def report():
+        counting.wait(5)
+        try:
+            outcome["report"] = replies.sms_reply_receive(message_sid=new_sid(), from_number=person.phone, body="NO")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=wrong_code), threading.Thread(target=report)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert outcome["check"] is False and outcome["report"]
+    state = PersonVerificationState.objects.get(person=person)
+    assert state.locked_at is not None and state.consecutive_failures == 1
+    request_b.refresh_from_db()
+    assert request_b.status == VerificationRequest.Status.LOCKED

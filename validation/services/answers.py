@@ -23,6 +23,7 @@ from validation.services.challenges import challenge_create, challenge_method_ch
 from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
     failure_count,
+    person_state_lock,
     reevaluate,
     verification_fail,
 )
@@ -96,6 +97,7 @@ def no_attempt_reason(challenge: Challenge) -> str:
 def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: HttpRequest | None = None) -> bool:
     """The technician types the code the caller read out. True when it was right."""
     with transaction.atomic():
+        person_state_lock(request_id=challenge.request_id)
         verification = locked_open_request(challenge.request, actor)
         if challenge.method not in (Method.SMS_CODE, Method.EMAIL_CODE):
             raise VerificationError("This challenge does not take a code.")
@@ -121,6 +123,7 @@ def totp_check(
 ) -> bool:
     """The technician types the code from the caller's enrolled authenticator."""
     with transaction.atomic():
+        person_state_lock(request_id=verification.pk)
         verification = locked_open_request(verification, actor)
         challenge_method_check(verification, Method.TOTP)
         challenge = verification.challenges.filter(method=Method.TOTP, status__in=Challenge.OPEN_STATUSES).first()
@@ -184,6 +187,7 @@ def push_respond(*, token: str, choice: str, request: HttpRequest | None = None)
         valid = {PUSH_DENY, PUSH_FRAUD} | {str(n) for n in challenge.match_choices}
         if choice not in valid:
             raise ValueError("Pick one of the numbers shown, or deny the request.")
+        person_state_lock(request_id=challenge.request_id)
         verification = (
             VerificationRequest.objects.select_for_update(of=("self",))
             .select_related("person", "organization")

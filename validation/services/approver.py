@@ -23,7 +23,7 @@ from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Me
 from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.answers import challenge_approve
 from validation.services.approvals import MAX_CODES, _deliver
-from validation.services.requests import failure_count, verification_fail
+from validation.services.requests import failure_count, person_state_lock, verification_fail
 
 APPROVE, DENY = "approve", "deny"
 
@@ -63,6 +63,7 @@ def approval_for_link(token: str) -> Challenge:
 def _locked_for_token(token: str) -> tuple[VerificationRequest, Challenge, ChallengeApproval]:
     """Request, challenge and approval rows, locked in that order (as push_respond does)."""
     found = _challenge_for_token(token)
+    person_state_lock(request_id=found.request_id)
     verification = (
         VerificationRequest.objects.select_for_update(of=("self",))
         .select_related("person", "organization", "technician")

@@ -26,7 +26,7 @@ from validation import crypto, links
 from validation.channels.email_code import FRAUD_LINK_LIFETIME
 from validation.models import Challenge, Method, PersonVerificationState, VerificationRequest
 from validation.services._common import VerificationError, bump, record
-from validation.services.requests import person_lock
+from validation.services.requests import person_lock, person_state_lock
 
 FRAUD_REASON = "The person reported they did not request this"
 VIA_PUSH, VIA_SMS_REPLY, VIA_EMAIL = "push_page", "sms_reply", "email_link"
@@ -91,6 +91,7 @@ def email_fraud_report(*, token: str, request: HttpRequest | None = None) -> Cha
     """Report fraud from the email's link; the link then stops working. Raises BadLink."""
     with transaction.atomic():
         challenge = email_fraud_challenge_for_link(token)
+        person_state_lock(request_id=challenge.request_id)
         verification = VerificationRequest.objects.select_for_update(of=("self",)).get(pk=challenge.request_id)
         used = Challenge.objects.filter(pk=challenge.pk, link_nonce_hash=challenge.link_nonce_hash).update(
             link_nonce_hash=""

@@ -26,6 +26,7 @@ from validation.channels import channel_for
 from validation.models import Challenge, InboundMessage, Method, VerificationRequest
 from validation.services.answers import attempt_take, challenge_approve, challenge_wrong
 from validation.services.lockout import VIA_SMS_REPLY, fraud_report
+from validation.services.requests import person_state_lock
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ def _apply(*, from_number: str, body: str, request) -> tuple[str, Challenge | No
 
 
 def _lock_rows(challenge: Challenge) -> tuple[Challenge, VerificationRequest] | None:
-    """The request and challenge, row-locked in that order, if still answerable."""
+    """The request and challenge, row-locked in that order (after the person's state), if
+    still answerable."""
+    person_state_lock(request_id=challenge.request_id)
     verification = (
         VerificationRequest.objects.select_for_update(of=("self",))
         .select_related("person", "organization", "technician")

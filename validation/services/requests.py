@@ -153,6 +153,22 @@ def failure_count(verification: VerificationRequest, *, end_user: bool = False, 
         )
 
 
+def person_state_lock(*, request_id: int) -> None:
+    """Lock the verification state row of the request's person (created if missing).
+
+    Lock order for every path that may change a person's verification state (answers count
+    failures or reset them, fraud reports lock the person and end their other requests):
+    this row, then the request's, then the challenge's. A fraud report on one request and an
+    answer on another request of the same person then queue on this row instead of each
+    holding a request the other needs (a deadlock that would drop the report)."""
+    locked = PersonVerificationState.objects.select_for_update(of=("self",)).filter(
+        person__verification_requests__pk=request_id
+    )
+    if not list(locked.values_list("pk", flat=True)):
+        person_id = VerificationRequest.objects.values_list("person_id", flat=True).get(pk=request_id)
+        PersonVerificationState.objects.select_for_update().get_or_create(person_id=person_id)
+
+
 def person_lock(verification: VerificationRequest, *, reason: str, end_user: bool = False, request=None) -> None:
     """Lock verification for the request's person: every pending request of theirs ends as locked."""
     now = timezone.now()
