@@ -195,6 +195,23 @@ def test_at_most_three_codes_are_sent(client, sent, capture):
     assert texts_to(manager.phone) == before + 3
 
 
+def test_identity_codes_count_against_the_approvers_destination_limit(client, sent, capture, settings):
+    """A link and its codes are messages to the approver's phone: with at most 2 per hour to
+    one number, the link and a first code go, a second code is refused on the page, and the
+    refusal is recorded."""
+    from audit.models import SecurityEvent
+
+    settings.VERIFICATION_SEND_LIMIT_DESTINATION = 2
+    _, _, manager, token = sent
+    before = texts_to(manager.phone)
+    code_requested(client, token, manager, capture)
+    with capture(execute=True):
+        response = client.post(page_url(token, "code"))
+    assert response.status_code == 400 and "Send limit reached" in text(response)
+    assert texts_to(manager.phone) == before + 1
+    assert SecurityEvent.objects.filter(event_type="verification.send_limited").count() == 1
+
+
 def test_a_code_entered_before_it_was_sent_costs_no_attempt(client, sent):
     token = sent[3]
     client.post(page_url(token, "code"))  # the on-commit send never runs in this test transaction

@@ -49,7 +49,8 @@ def request_lock(**challenge: Any) -> bool:
     """Lock the row of the request that the challenge matching ``challenge`` (lookups on
     Challenge, e.g. ``pk=...``) belongs to; False when no challenge matches.
 
-    The lock order everywhere is the request's row, then the challenge's: answers lock the
+    The lock order everywhere is the person's verification state (``person_state_lock``, on
+    paths that may change it), then the request's row, then the challenge's: answers lock the
     request first (``locked_open_request``), so a worker or webhook path that changes a
     challenge and then bumps its request takes the request first too, or each could wait
     for the other (a deadlock PostgreSQL breaks by failing one of them)."""

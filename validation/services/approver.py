@@ -18,11 +18,12 @@ from django.utils import timezone
 from audit.events import EventType
 from validation import crypto, links, params
 from validation.channels import SendError
-from validation.channels.approval import self_approval_reason
-from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, VerificationRequest
+from validation.channels.approval import approver_destination_masked, self_approval_reason
+from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.answers import challenge_approve
 from validation.services.approvals import MAX_CODES, _deliver
+from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import failure_count, person_state_lock, verification_fail
 
 APPROVE, DENY = "approve", "deny"
@@ -81,14 +82,27 @@ def _locked_for_token(token: str) -> tuple[VerificationRequest, Challenge, Chall
     return verification, challenge, approval
 
 
+@records_refusals
 def approver_code_request(*, token: str, request: HttpRequest | None = None) -> ChallengeApproval:
-    """The approver asks for a code; a worker creates and sends it after this commits."""
+    """The approver asks for a code; a worker creates and sends it after this commits. The
+    code counts against the send limits as a message to the approver."""
     with transaction.atomic():
         verification, challenge, approval = _locked_for_token(token)
         if approval.codes_sent >= MAX_CODES:
             raise VerificationError(
                 f"{MAX_CODES} codes have been sent already. Ask the helpdesk to start a new approval if you need one."
             )
+        approver = approval.approver
+        send_reserve(
+            person=approver,
+            technician=verification.technician,
+            destination=approver.phone if approval.link_sent_via == ChallengeApproval.Delivery.SMS else approver.email,
+            destination_masked=approver_destination_masked(approver),
+            kind=SendRecord.Kind.CHALLENGE,
+            method=challenge.method,
+            target=verification,
+            per_person=False,  # at most MAX_CODES per link, asked for by the approver
+        )
         approval.codes_sent += 1
         approval.code_expires_at = None
         approval.save(update_fields=["codes_sent", "code_expires_at"])

@@ -124,10 +124,13 @@ def send_reserve(
     kind: str,
     method: str = "",
     target: Any,
+    per_person: bool = True,
 ) -> SendRecord:
     """Count one message to ``destination`` (a phone number or email of record) against
     every limit, or raise SendLimited. Call it inside the transaction that queues the
-    message, as late as possible: the lock it takes is held until that transaction ends."""
+    message, as late as possible: the lock it takes is held until that transaction ends.
+    ``per_person=False`` leaves the message out of the per-person limit (an approver's
+    identity codes, which the approver asks for and which are capped per link)."""
     if not connection.in_atomic_block:
         raise RuntimeError("send_reserve must run inside the transaction that queues the message")
     now = timezone.now()
@@ -141,6 +144,8 @@ def send_reserve(
         )
     destination_hash = crypto.destination_hmac(destination)
     limits = limits_for(person=person, technician=technician, destination_hash=destination_hash)
+    if not per_person:
+        limits = [limit for limit in limits if limit.name != "person"]
     full = _cached_full(limits, now)
     if full is None:
         _lock(limits)
@@ -152,7 +157,7 @@ def send_reserve(
         kind=kind,
         method=method,
         organization=person.organization,
-        person=person,
+        person=person if per_person else None,
         technician=technician,
         destination_hash=destination_hash,
         created_at=now,
