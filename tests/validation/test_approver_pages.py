@@ -212,6 +212,24 @@ def test_identity_codes_count_against_the_approvers_destination_limit(client, se
     assert SecurityEvent.objects.filter(event_type="verification.send_limited").count() == 1
 
 
+def test_an_approver_whose_phone_changed_after_the_link_gets_no_code_and_cannot_decide(client, sent, capture):
+    """A SIM swap of the approver after the link went out: the new number of record gets no
+    identity code, and a browser that confirmed before the change cannot decide after it."""
+    from django.utils import timezone
+
+    verification, challenge, manager, token = sent
+    proof_client_token = identity_confirmed(client, manager, capture)
+    manager.phone, manager.contact_changed_at = "+12025550199", timezone.now()
+    manager.save(update_fields=["phone", "contact_changed_at"])
+    before = snapshot()
+    response = client.post(page_url(proof_client_token, "decide"), {"decision": "approve"})
+    assert response.status_code == 400 and "can no longer be given" in text(response)
+    with capture(execute=True):
+        response = client.post(page_url(token, "code"))
+    assert response.status_code == 400 and "can no longer be given" in text(response)
+    assert snapshot() == before and texts_to(manager.phone) == 0
+
+
 def test_a_code_entered_before_it_was_sent_costs_no_attempt(client, sent):
     token = sent[3]
     client.post(page_url(token, "code"))  # the on-commit send never runs in this test transaction

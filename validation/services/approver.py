@@ -18,7 +18,11 @@ from django.utils import timezone
 from audit.events import EventType
 from validation import crypto, links, params
 from validation.channels import SendError
-from validation.channels.approval import approver_destination_masked, self_approval_reason
+from validation.channels.approval import (
+    approver_destination_masked,
+    approver_unavailable_reason,
+    self_approval_reason,
+)
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record, request_lock
 from validation.services.answers import challenge_approve
@@ -93,6 +97,7 @@ def approver_code_request(*, token: str, request: HttpRequest | None = None) -> 
                 f"{MAX_CODES} codes have been sent already. Ask the helpdesk to start a new approval if you need one."
             )
         approver = approval.approver
+        _check_still_available(approver, verification)
         send_reserve(
             person=approver,
             technician=verification.technician,
@@ -248,11 +253,20 @@ def approval_decide(*, token: str, decision: str, proof: str, request: HttpReque
         if refusal:
             _end_refused(verification, challenge, approval, request=request)
             return "refused"
+        _check_still_available(approval.approver, verification)
         if decision == APPROVE:
             challenge_approve(challenge, verification, end_user=True, request=request)
             return "approved"
         _deny(verification, challenge, approval, request=request)
     return "denied"
+
+
+def _check_still_available(approver, verification) -> None:
+    """What made the approver acceptable when the link was sent must still hold: a phone or
+    email of record changed since (a SIM swap) must not receive the identity code or decide."""
+    reason = approver_unavailable_reason(approver, verification.person)
+    if reason:
+        raise VerificationError(f"This approval can no longer be given: {reason}. The helpdesk can ask someone else.")
 
 
 def _end_refused(verification, challenge, approval, *, request) -> None:
