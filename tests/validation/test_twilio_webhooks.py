@@ -389,3 +389,22 @@ def test_a_flood_of_bad_signatures_records_a_bounded_number_of_events(sent, post
     for _ in range(REJECTIONS_RECORDED_PER_MINUTE + 15):
         assert post_status(callback(sent, "delivered"), signature="forged").status_code == 403
     assert len(events("verification.webhook_rejected")) == REJECTIONS_RECORDED_PER_MINUTE
+
+
+def test_an_early_receipt_for_an_approval_link_is_applied_too(
+    fake_twilio, technician, org, post_status, django_capture_on_commit_callbacks
+):
+    """The manager's link is a challenge's text like any other: a receipt that beats the
+    worker's commit is kept and applied once the message id is saved."""
+    from tests.validation.approval_flows import person_with_manager, verification_for
+
+    early_sid = "SM" + "0123456789abcdef" * 2
+    fake_twilio.use_sid_next(early_sid)
+    verification = verification_for(technician, person_with_manager(org))
+    response = post_status({"MessageSid": early_sid, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32})
+    assert response.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        challenge = services.approval_start(actor=technician, verification=verification, method=Method.MANAGER_APPROVAL)
+    challenge.refresh_from_db()
+    assert challenge.provider_message_id == early_sid
+    assert challenge.status == Challenge.Status.DELIVERED

@@ -46,7 +46,7 @@ from validation.channels.approval import (
 from validation.channels.sms import sms_send
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record, request_lock
-from validation.services.challenges import _expire, locked_open_request, status_callback_url
+from validation.services.challenges import _expire, early_receipt_apply, locked_open_request, status_callback_url
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import approved_methods, person_lock_reason, verification_requirement
 
@@ -219,3 +219,4 @@ def approval_dispatch(*, challenge_id: int) -> None:
                 method=challenge.method,
                 via=approval.link_sent_via,
             )
+    early_receipt_apply(message_id[:64])

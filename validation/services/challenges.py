@@ -180,13 +180,20 @@ def challenge_dispatch(*, challenge_id: int) -> None:
                 challenge=challenge_id,
                 method=challenge.method,
             )
+    early_receipt_apply(message_id)
+
+
+EARLY_RECEIPT_SECONDS = 600
+
+
+def early_receipt_apply(message_id: str) -> None:
+    """Apply a delivery receipt that arrived before the sending worker saved the message id
+    (``challenge_delivery_update`` keeps it: Twilio does not call back twice). Every path
+    that sends a challenge's text calls it right after saving the id."""
     early = cache.get(_early_receipt_key(message_id))
     if early is not None:
         cache.delete(_early_receipt_key(message_id))
         challenge_delivery_update(message_id=message_id, message_status=early[0], error_code=early[1])
-
-
-EARLY_RECEIPT_SECONDS = 600
 
 
 def _early_receipt_key(message_id: str) -> str:
