@@ -25,6 +25,15 @@ from audit.recorder import security_event_record
 logger = logging.getLogger(__name__)
 
 
+class ServiceError(Exception):
+    """A service refused a step. ``message`` is safe to show to the user. Each app's
+    services raise their own subclass (``VerificationError``, ``AccessError``, ...)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 @transaction.atomic
 def user_create(
     *,
@@ -241,12 +250,8 @@ UNLOCK_REASON_MIN = 5
 UNLOCK_REASON_MAX = 200
 
 
-class UnlockError(Exception):
-    """An unlock was refused. ``message`` is safe to show to the user."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class UnlockError(ServiceError):
+    """An unlock was refused."""
 
 
 def inactivity_cutoff(now: datetime) -> datetime:

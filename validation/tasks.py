@@ -10,17 +10,23 @@ from validation.channels import SendError
 SEND_RETRIES = 5  # backoff 2, 4, 8, 16, 32 s: about a minute, inside a code's lifetime
 
 
-@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
-def challenge_send(self, challenge_id: int) -> None:
+def _send_challenge(task, dispatch, challenge_id: int) -> None:
+    """Send a challenge's message; a transient failure retries with backoff, the last one
+    marks the challenge failed (a send failure never counts against the person)."""
     try:
-        services.challenge_dispatch(challenge_id=challenge_id)
+        dispatch(challenge_id=challenge_id)
     except SendError as exc:
-        if self.request.retries >= SEND_RETRIES:
+        if task.request.retries >= SEND_RETRIES:
             services.challenge_send_failed(
                 challenge_id=challenge_id, reason=f"{exc.reason}; gave up after {SEND_RETRIES} retries", code=exc.code
             )
             return
-        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+        raise task.retry(countdown=2 ** (task.request.retries + 1)) from None
+
+
+@shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
+def challenge_send(self, challenge_id: int) -> None:
+    _send_challenge(self, services.challenge_dispatch, challenge_id)
 
 
 @shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)
@@ -57,15 +63,7 @@ def fraud_alert(self, verification_id: int) -> int:
 def approval_send(self, challenge_id: int) -> None:
     from validation.services.approvals import approval_dispatch
 
-    try:
-        approval_dispatch(challenge_id=challenge_id)
-    except SendError as exc:
-        if self.request.retries >= SEND_RETRIES:
-            services.challenge_send_failed(
-                challenge_id=challenge_id, reason=f"{exc.reason}; gave up after {SEND_RETRIES} retries", code=exc.code
-            )
-            return
-        raise self.retry(countdown=2 ** (self.request.retries + 1)) from None
+    _send_challenge(self, approval_dispatch, challenge_id)
 
 
 @shared_task(bind=True, max_retries=SEND_RETRIES, acks_late=True)

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from accounts.services import ServiceError
 from audit.events import EventType
 from audit.recorder import security_event_record
 from validation.services.requests import TICKET_PATTERN
@@ -16,12 +17,8 @@ JUSTIFICATION_MIN = 10
 JUSTIFICATION_MAX = 2000
 
 
-class AccessError(Exception):
-    """An access step was refused. ``message`` is safe to show to the user."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class AccessError(ServiceError):
+    """An access step was refused."""
 
 
 class SelfApprovalError(AccessError):

@@ -7,17 +7,14 @@ from typing import Any
 from django.db.models import F
 from django.http import HttpRequest
 
+from accounts.services import ServiceError
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
 from validation.models import VerificationRequest
 
 
-class VerificationError(Exception):
-    """A verification step was refused. ``message`` is safe to show to the user."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+class VerificationError(ServiceError):
+    """A verification step was refused."""
 
 
 def record(
