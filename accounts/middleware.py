@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.selectors import organization_scope_memo
 from audit.events import EventType
 from audit.recorder import security_event_record
 
@@ -101,3 +102,16 @@ def _has_mfa(request) -> bool:
         return False
     request.session[MFA_CHECK_KEY] = now
     return True
+
+
+class OrganizationScopeMiddleware:
+    """Every scoped read in one request shares one read of the user's organisations
+    (``accounts.selectors.organization_ids_for_user``); the next request reads them again,
+    so an assignment removed is in force from the next request on."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with organization_scope_memo():
+            return self.get_response(request)

@@ -74,6 +74,7 @@ def organization_create(*, actor: User | None, name: str, slug: str, time_zone: 
 def organization_assign_staff(*, actor: User | None, organization: Organization, user: User) -> None:
     """Let ``user`` work on ``organization``'s people (a django-guardian object permission)."""
     assign_perm(ORG_PERMISSION, user, organization)
+    selectors.organization_scope_forget(user)
     security_event_record(
         event_type=EventType.DIRECTORY_STAFF_ASSIGNED, actor=actor, organization=organization, target=user
     )
@@ -82,6 +83,7 @@ def organization_assign_staff(*, actor: User | None, organization: Organization,
 @transaction.atomic
 def organization_unassign_staff(*, actor: User | None, organization: Organization, user: User) -> None:
     remove_perm(ORG_PERMISSION, user, organization)
+    selectors.organization_scope_forget(user)
     security_event_record(
         event_type=EventType.DIRECTORY_STAFF_UNASSIGNED, actor=actor, organization=organization, target=user
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from auditlog.cid import correlation_id
@@ -28,6 +29,7 @@ from auditlog.context import auditlog_value, set_actor
 from auditlog.registry import auditlog
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.contrib.auth import get_user_model
+from django.utils.functional import SimpleLazyObject
 
 ACTOR_HEADER = "audit_actor_id"
 CID_HEADER = "audit_cid"
@@ -94,11 +96,17 @@ def _task_started(task_id: str | None = None, task=None, **kwargs) -> None:
     if task is None or task_id is None or task.request.is_eager:
         return  # an eager task runs inside its caller's context already
     actor_id = _header(task.request, ACTOR_HEADER)
-    actor = get_user_model()._default_manager.filter(pk=actor_id).first() if actor_id is not None else None
+    # Read only if the task changes a registered model or queues a task of its own: most
+    # tasks (a text sent, a grant expired) never ask who queued them.
+    actor = SimpleLazyObject(partial(_user, actor_id)) if actor_id is not None else None
     cid = _header(task.request, CID_HEADER) or f"celery:{task.name}:{task_id}"
     stack = ExitStack()
     stack.enter_context(field_history_actor(actor, cid=cid))
     _running[task_id] = stack
+
+
+def _user(pk: Any) -> Any:
+    return get_user_model()._default_manager.filter(pk=pk).first()
 
 
 def _task_finished(task_id: str | None = None, **kwargs) -> None:

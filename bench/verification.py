@@ -322,9 +322,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=600, help="round trips per concurrency level (default 600)")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
     parser.add_argument(
-        "--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4; 1 = sync workers)"
+        "--web-threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker (default 1: sync workers, as docs/deployment.md runs them)",
     )
-    parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker processes (default 2)")
+    parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker pool size (default 2)")
+    parser.add_argument(
+        "--celery-pool", default="prefork", choices=["prefork", "threads", "solo"], help="Celery pool (default prefork)"
+    )
     parser.add_argument("--port", type=int, default=8911)
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -374,6 +380,7 @@ def main() -> None:
             "config",
             "worker",
             f"--concurrency={args.celery_concurrency}",
+            f"--pool={args.celery_pool}",
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",
@@ -393,8 +400,8 @@ def main() -> None:
             f"Python {platform.python_version()}"
         )
         print(
-            f"gunicorn {args.web_workers} workers x {args.web_threads} threads, Celery worker concurrency "
-            f"{args.celery_concurrency}, PostgreSQL and Redis on this machine, fake Twilio API in the driver"
+            f"gunicorn {args.web_workers} workers x {args.web_threads} threads, Celery worker {args.celery_pool} "
+            f"pool of {args.celery_concurrency}, PostgreSQL and Redis on this machine, fake Twilio API in the driver"
         )
         people = list(seed_data.person_ids)
         # Warm up: connections, imports, the first request of each worker.

@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.OrganizationScopeMiddleware",
     "accounts.middleware.SessionLimitMiddleware",
     "accounts.middleware.RequireStaffMFAMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

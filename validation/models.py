@@ -138,6 +138,8 @@ class Challenge(models.Model):
         EXPIRED = "expired", "Expired"
 
     OPEN_STATUSES = (Status.QUEUED, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+    # On its way or arrived: another of the same method would only confuse the person.
+    WAITING_STATUSES = (Status.QUEUED, Status.SENT, Status.DELIVERED)
     ANSWERABLE_STATUSES = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 
     request = models.ForeignKey(VerificationRequest, on_delete=models.CASCADE, related_name="challenges")

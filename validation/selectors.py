@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, Person, User
-from accounts.selectors import organization_list_for_user
+from accounts.selectors import organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
 from validation.channels.base import phone_unavailable_reason
@@ -40,7 +40,7 @@ _DETAIL_RELATED = (
 
 def verification_list_for_user(*, user: User) -> QuerySet[VerificationRequest]:
     """Verification requests of the organisations the user works on (superusers: all active ones)."""
-    return VerificationRequest.objects.filter(organization__in=organization_list_for_user(user=user))
+    return VerificationRequest.objects.filter(organization_id__in=organization_ids_for_user(user=user))
 
 
 def verification_list_for_technician(*, technician: User) -> QuerySet[VerificationRequest]:
@@ -119,7 +119,9 @@ class ActionRequirement:
 
 
 def person_lock_reason(person: Person) -> str | None:
-    """Why verification is locked for the person, or None. Uses a select_related state."""
+    """Why verification is locked for the person, or None, for a page: uses the state row
+    the person was loaded with (``select_related``), else reads it. The services read it
+    afresh (``validation.services.requests.person_lock_reason``)."""
     state = getattr(person, "verification_state", None)
     if state is None or state.locked_at is None:
         return None
@@ -223,11 +225,7 @@ def verification_status(*, verification: VerificationRequest, user: User) -> Ver
     requirement = Requirement.from_snapshot(verification.policy_snapshot)
     person = verification.person
     now = timezone.now()
-    waiting = {
-        c.method: c
-        for c in challenges
-        if c.status in (Challenge.Status.QUEUED, Challenge.Status.SENT, Challenge.Status.DELIVERED)
-    }
+    waiting = {c.method: c for c in challenges if c.status in Challenge.WAITING_STATUSES}
     send_options = []
     for method in requirement.allowed:
         channel = channel_for(method)

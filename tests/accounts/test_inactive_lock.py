@@ -160,8 +160,8 @@ def locked(org):
 
 
 def test_org_admin_unlocks_with_a_reason_and_the_clock_restarts(org, locked, django_capture_on_commit_callbacks):
+    start = timezone.now().replace(microsecond=0)  # before the admin joins: only the unlocked account falls due
     admin = UserFactory(roles=[Role.ORG_ADMIN], organizations=[org])
-    start = timezone.now().replace(microsecond=0)
     with time_machine.travel(start, tick=False) as clock:
         with django_capture_on_commit_callbacks(execute=True):
             services.user_unlock(actor=admin, user=locked, reason="Back from parental leave")

@@ -30,10 +30,11 @@ from validation.services.requests import (
 
 
 def locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
-    """The request, row-locked, if ``actor`` may still challenge on it."""
+    """The request, row-locked, if ``actor`` may still challenge on it; read with its person
+    and their organisation (the send limits count per organisation)."""
     verification = (
         VerificationRequest.objects.select_for_update(of=("self",))
-        .select_related("person", "organization", "technician")
+        .select_related("person__organization", "organization", "technician")
         .get(pk=verification.pk)
     )
     if verification.technician_id != actor.pk:
@@ -45,10 +46,15 @@ def locked_open_request(verification: VerificationRequest, actor: User) -> Verif
     return verification
 
 
-def challenge_method_check(verification: VerificationRequest, method: str) -> None:
+def challenge_method_check(
+    verification: VerificationRequest, method: str, *, approved: list[str] | None = None
+) -> None:
+    """Refuse a method the policy does not take, one already answered (``approved``: the
+    request's approved methods when the caller has them), one unavailable for the person,
+    or any method while the person is locked."""
     if method not in verification_requirement(verification).allowed:
         raise VerificationError("The organisation's policy does not accept this method for this action.")
-    if method in approved_methods(verification):
+    if method in (approved if approved is not None else approved_methods(verification)):
         raise VerificationError("This method has already been answered correctly; use another one.")
     reason = channel_for(method).unavailable_reason(verification.person)
     if reason:
@@ -98,10 +104,10 @@ def challenge_start(
     verification = locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
-    challenge_method_check(verification, method)
-    waiting = verification.challenges.filter(
-        method=method, status__in=[Challenge.Status.QUEUED, Challenge.Status.SENT, Challenge.Status.DELIVERED]
-    ).first()
+    challenges = list(verification.challenges.filter(method=method))
+    approved = [c.method for c in challenges if c.status == Challenge.Status.APPROVED]
+    challenge_method_check(verification, method, approved=approved)
+    waiting = next((c for c in challenges if c.status in Challenge.WAITING_STATUSES), None)
     if waiting is not None:
         raise VerificationError(
             f"A {waiting.get_method_display().lower()} is already waiting for an answer "

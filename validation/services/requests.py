@@ -27,10 +27,17 @@ def _may_work_on(user: User, person: Person) -> bool:
 
 
 def person_lock_reason(person: Person) -> str | None:
+    """Why verification is locked for the person, or None; read now (never a cached row)."""
     state = PersonVerificationState.objects.filter(person=person, locked_at__isnull=False).first()
     if state is None:
         return None
     return state.locked_reason or "Verification is locked for this person"
+
+
+def person_state_ensure(person: Person) -> None:
+    """Make sure the person has a verification state row (one statement, a no-op when it
+    exists): the answers to the request lock it first (``person_state_lock``) and find it."""
+    PersonVerificationState.objects.bulk_create([PersonVerificationState(person=person)], ignore_conflicts=True)
 
 
 @transaction.atomic
@@ -47,6 +54,7 @@ def verification_request_create(
     ticket_reference = ticket_reference.strip()
     if not TICKET_PATTERN.match(ticket_reference):
         raise VerificationError("Enter the ticket reference: letters, digits and # . _ / : - only, at most 64.")
+    person_state_ensure(person)
     lock = person_lock_reason(person)
     if lock:
         raise VerificationError(f"Verification is locked for {person}: {lock}. An org admin must lift the lock.")

@@ -1,0 +1,85 @@
+"""The queries a verification round trip costs (the benchmark's path, bench/verification.py):
+create the request, send an SMS code (htmx), type the code in (htmx). Counts, never times.
+
+Under pytest each ``transaction.atomic`` is a savepoint inside the test's transaction, so
+the counts include SAVEPOINT/RELEASE where production has BEGIN/COMMIT."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from accounts import services as account_services
+from accounts.selectors import organization_ids_for_user, organization_scope_memo
+from tests.accounts.factories import OrganizationFactory
+from tests.validation.factories import technician_for
+from tests.validation.helpers import code_in, last_text
+from validation.models import Action, Challenge, VerificationRequest
+from validation.services.policies import policy_for
+
+CACHE_SESSIONS = "django.contrib.sessions.backends.cache"
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def tech_client(client, settings, org):
+    settings.SESSION_ENGINE = CACHE_SESSIONS
+    technician = technician_for(org, mfa=True)
+    client.force_login(technician)
+    client.get(reverse("validation:list"))  # the first request stamps the session
+    return client
+
+
+def test_a_round_trip_costs_a_bounded_number_of_queries(
+    tech_client, org, person, outbox, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    policy_for(organization=org, action=Action.OTHER)  # an organisation's first request makes its policy
+    with django_assert_max_num_queries(11):
+        response = tech_client.post(
+            reverse("validation:start", args=[person.pk]), {"action": "other", "ticket_reference": "INC-1"}
+        )
+    assert response.status_code == 302
+    verification = VerificationRequest.objects.get()
+    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(17):
+        response = tech_client.post(reverse("validation:send", args=[verification.pk]), {"method": "sms_code"}, **HX)
+    assert response.status_code == 200 and "Check code" in response.content.decode()
+    for callback in queued:
+        callback()  # the worker's send (the development outbox)
+    challenge = Challenge.objects.get()
+    assert challenge.status == Challenge.Status.SENT
+    code = code_in(last_text(person.phone))
+    url = re.search(r'hx-post="(/verifications/\d+/challenges/\d+/code/)"', response.content.decode()).group(1)
+    with django_assert_max_num_queries(19):
+        response = tech_client.post(url, {"code": code}, **HX)
+    assert "Verified until" in response.content.decode()
+
+
+def test_a_request_reads_the_users_organisations_once(tech_client, person, django_assert_max_num_queries):
+    verification_url = reverse("validation:start", args=[person.pk])
+    with django_assert_max_num_queries(20) as captured:
+        tech_client.get(verification_url)
+    assert sum("guardian_userobjectpermission" in q["sql"] for q in captured.captured_queries) == 1
+
+
+def test_an_assignment_removed_is_in_force_from_the_next_request(tech_client, org, person):
+    url = reverse("validation:start", args=[person.pk])
+    assert tech_client.get(url).status_code == 200
+    technician = VerificationRequest._meta.get_field("technician").related_model.objects.get(
+        pk=tech_client.session["_auth_user_id"]
+    )
+    account_services.organization_unassign_staff(actor=None, organization=org, user=technician)
+    assert tech_client.get(url).status_code == 404
+
+
+def test_outside_a_request_every_call_asks_and_a_change_is_forgotten_inside(org, django_assert_num_queries):
+    technician = technician_for(org)
+    other = OrganizationFactory()
+    with django_assert_num_queries(2):
+        assert organization_ids_for_user(user=technician) == (org.pk,)
+        assert organization_ids_for_user(user=technician) == (org.pk,)
+    with organization_scope_memo():
+        with django_assert_num_queries(1):
+            organization_ids_for_user(user=technician)
+            organization_ids_for_user(user=technician)
+        account_services.organization_assign_staff(actor=None, organization=other, user=technician)
+        assert organization_ids_for_user(user=technician) == tuple(sorted((org.pk, other.pk)))
