@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from accounts.selectors import organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
 from validation.channels.base import phone_unavailable_reason
-from validation.models import Action, Challenge, Method, VerificationPolicy, VerificationRequest
+from validation.models import APPROVAL_METHODS, Action, Challenge, Method, VerificationPolicy, VerificationRequest
 from validation.policy import (
     DEFAULTS,
     STRONG_METHODS,
@@ -27,11 +27,12 @@ from validation.policy import (
 )
 
 POLL_GRACE = timedelta(minutes=2)
-# Everything the live status fragment shows, in one query plus one for the challenges.
+# Everything the live status fragment shows, in one query plus one for the challenges (and
+# one for the approvals, when a challenge is an approval). The person's organisation is the
+# request's (``verification_get_for_user`` fills it in without a join when it is).
 _DETAIL_RELATED = (
     "organization",
     "technician",
-    "person__organization",
     "person__manager",
     "person__authenticator",
     "person__verification_state",
@@ -57,15 +58,20 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     """The request with its person, authenticator, lock state and challenges; Http404 when
     it does not exist or belongs to an organisation the user may not see."""
     try:
-        return (
+        verification = (
             verification_list_for_user(user=user)
             .select_related(*_DETAIL_RELATED)
-            # One query for the challenges with their approval and approver (reverse one-to-one).
-            .prefetch_related(Prefetch("challenges", Challenge.objects.select_related("approval__approver")))
+            .prefetch_related("challenges")
             .get(pk=pk)
         )
     except VerificationRequest.DoesNotExist:
         raise Http404("No such verification") from None
+    if verification.person.organization_id == verification.organization_id:
+        verification.person.organization = verification.organization
+    approvals = [c for c in verification.challenges.all() if c.method in APPROVAL_METHODS]
+    if approvals:
+        prefetch_related_objects(approvals, "approval__approver")  # reverse one-to-one, then the approver
+    return verification
 
 
 def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:

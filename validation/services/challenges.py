@@ -47,11 +47,12 @@ def locked_open_request(verification: VerificationRequest, actor: User) -> Verif
 
 
 def challenge_method_check(
-    verification: VerificationRequest, method: str, *, approved: list[str] | None = None
+    verification: VerificationRequest, method: str, *, approved: list[str] | None = None, lock_checked: bool = False
 ) -> None:
     """Refuse a method the policy does not take, one already answered (``approved``: the
     request's approved methods when the caller has them), one unavailable for the person,
-    or any method while the person is locked."""
+    or any method while the person is locked (unless ``lock_checked``: the caller's send
+    limits check it in the same transaction, and record the refusal)."""
     if method not in verification_requirement(verification).allowed:
         raise VerificationError("The organisation's policy does not accept this method for this action.")
     if method in (approved if approved is not None else approved_methods(verification)):
@@ -59,7 +60,7 @@ def challenge_method_check(
     reason = channel_for(method).unavailable_reason(verification.person)
     if reason:
         raise VerificationError(f"{Method(method).label} is unavailable: {reason}.")
-    lock = person_lock_reason(verification.person)
+    lock = None if lock_checked else person_lock_reason(verification.person)
     if lock:
         raise VerificationError(f"Verification is locked for this person: {lock}.")
 
@@ -106,7 +107,7 @@ def challenge_start(
         raise VerificationError("Choose a method that sends a message to the person.")
     challenges = list(verification.challenges.filter(method=method))
     approved = [c.method for c in challenges if c.status == Challenge.Status.APPROVED]
-    challenge_method_check(verification, method, approved=approved)
+    challenge_method_check(verification, method, approved=approved, lock_checked=True)  # send_reserve checks it
     waiting = next((c for c in challenges if c.status in Challenge.WAITING_STATUSES), None)
     if waiting is not None:
         raise VerificationError(
