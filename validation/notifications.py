@@ -1,5 +1,6 @@
-"""Emails of caller verification to staff: the fraud alert to the organisation's admins.
-Bodies are templates under ``templates/validation/email/``."""
+"""Emails of caller verification to staff: the lock alert to the organisation's admins (a
+fraud report, or the consecutive-failure cap). Bodies are templates under
+``templates/validation/email/``."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ def org_admin_list_for(*, organization: Organization) -> QuerySet[User]:
     return User.objects.filter(is_active=True, is_superuser=True)
 
 
-def fraud_alert_send(*, verification_id: int) -> int:
-    """To every org admin at once: who reported, about which request and technician, and
-    where to review and lift the lock. One message per admin (no one sees the others)."""
+LOCK_CAUSES = ("fraud", "failures")  # the templates' names: lock_alert_<cause>.txt
+
+
+def lock_alert_send(*, verification_id: int, cause: str) -> int:
+    """To every org admin at once, when verification locked for a person: who, why (a fraud
+    report, or too many failed attempts), about which request and technician, and where to
+    review and lift the lock. One message per admin (no one sees the others)."""
+    if cause not in LOCK_CAUSES:
+        raise ValueError(f"Unknown lock cause: {cause}")
     verification = (
         VerificationRequest.objects.select_related("person", "organization", "technician")
         .filter(pk=verification_id)
@@ -40,9 +47,9 @@ def fraud_alert_send(*, verification_id: int) -> int:
         "verification_link": base + reverse("validation:detail", args=[verification.pk]),
     }
     subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(
-        render_to_string("validation/email/fraud_alert_subject.txt", context).split()
+        render_to_string(f"validation/email/lock_alert_{cause}_subject.txt", context).split()
     )
-    body = render_to_string("validation/email/fraud_alert.txt", context)
+    body = render_to_string(f"validation/email/lock_alert_{cause}.txt", context)
     recipients = org_admin_list_for(organization=verification.organization)
     messages = [EmailMessage(subject, body, to=[user.email]) for user in recipients if user.email]
     if not messages:

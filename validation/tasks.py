@@ -48,13 +48,13 @@ def verification_expire() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=SEND_RETRIES)
-def fraud_alert(self, verification_id: int) -> int:
+def lock_alert(self, verification_id: int, cause: str = "fraud") -> int:
     from smtplib import SMTPException
 
-    from validation.notifications import fraud_alert_send
+    from validation.notifications import lock_alert_send
 
     try:
-        return fraud_alert_send(verification_id=verification_id)
+        return lock_alert_send(verification_id=verification_id, cause=cause)
     except (SMTPException, OSError) as exc:
         raise self.retry(countdown=2 ** (self.request.retries + 1)) from exc
 

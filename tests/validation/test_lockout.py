@@ -146,9 +146,17 @@ def test_a_failure_cap_lock_is_lifted_the_same_way(technician, person, outbox, c
         challenge = services.challenge_start(actor=technician, verification=verification, method=Method.PUSH)
     challenge.refresh_from_db()
     wrong = next(n for n in challenge.match_choices if n != challenge.match_number)
-    services.push_respond(token=link_token_in(last_text(person.phone)), choice=str(wrong))
+    mail.outbox.clear()
+    with capture(execute=True):
+        services.push_respond(token=link_token_in(last_text(person.phone)), choice=str(wrong))
     state = state_of(person)
     assert state.locked_at is not None and state.locked_technician == technician
+    # The org admins hear of it at once, as of a fraud report, with why and where to lift it.
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([technician.email, second_admin.email])
+    alert = mail.outbox[0]
+    assert "Verification locked" in alert.subject and "repeated failed attempts" in alert.subject
+    assert "3 consecutive failed verification attempts" in alert.body
+    assert reverse("validation:start", args=[person.pk]) in alert.body
     with pytest.raises(VerificationError):
         lockout.person_lock_lift(actor=technician, person=person, reason="It was me testing the phone.")
     lockout.person_lock_lift(actor=second_admin, person=person, reason="Person mistyped the numbers.")

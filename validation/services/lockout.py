@@ -54,9 +54,9 @@ def fraud_report(
     person_lock(verification, reason=FRAUD_REASON, end_user=True, request=request)
     _withdraw_unused_results(verification.person_id, now=now)
     bump(verification.pk)
-    from validation.tasks import fraud_alert
+    from validation.tasks import lock_alert
 
-    transaction.on_commit(lambda: fraud_alert.delay(verification.pk))
+    transaction.on_commit(lambda: lock_alert.delay(verification.pk, "fraud"))
 
 
 def _withdraw_unused_results(person_id: int, *, now) -> None:

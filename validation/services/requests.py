@@ -159,6 +159,9 @@ def failure_count(verification: VerificationRequest, *, end_user: bool = False, 
             end_user=end_user,
             request=request,
         )
+        from validation.tasks import lock_alert
+
+        transaction.on_commit(lambda: lock_alert.delay(verification.pk, "failures"))
 
 
 def person_state_lock(*, request_id: int) -> None:
