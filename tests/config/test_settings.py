@@ -97,3 +97,13 @@ def test_development_mode_generates_a_secret_key_once(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (ROOT / ".secret_key").exists()
+
+
+def test_production_redirects_to_https_except_the_health_check(tmp_path):
+    script = (
+        "from django.test import Client; c = Client(HTTP_HOST='portal.example.com'); "
+        "print(c.get('/healthz').status_code, c.get('/accounts/login/').status_code)"
+    )
+    result = run_manage(tmp_path, "shell", "-c", script, DATABASE_URL=None)  # SQLite in tmp_path
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["200", "301"]  # after the shell's banner
