@@ -38,6 +38,7 @@ urlpatterns = [
     ),
     path("organisations/<slug:slug>/locked-staff/", locked_staff.locked_staff, name="locked_staff"),
     path("organisations/<slug:slug>/locked-staff/<int:pk>/unlock/", locked_staff.staff_unlock, name="staff_unlock"),
+    path("organisations/<slug:slug>/locked-staff/<int:pk>/close/", locked_staff.staff_close, name="staff_close"),
     # Gated helpdesk actions, started from the person page.
     path("people/<int:pk>/actions/<slug:action>/", actions.action_start, name="action_start"),
     path("actions/<int:pk>/", actions.action_detail, name="action_detail"),

@@ -312,7 +312,50 @@ def _refuse_self_unlock(actor: User, request: HttpRequest | None) -> None:
         security_event_record(
             event_type=EventType.AUTH_STAFF_UNLOCK_REFUSED, actor=actor, target=actor, request=request
         )
-    raise UnlockError("You cannot unlock your own account; another org admin must.")
+    raise UnlockError("You cannot unlock or close your own account; another org admin must.")
+
+
+def _lock_change_reason(*, actor: User, user: User, reason: str, request: HttpRequest | None, doing: str) -> str:
+    """The reason, tidied; UnlockError when it is missing or ``actor`` is ``user`` (that
+    refusal is recorded, outside the caller's transaction, so it stays in the log)."""
+    if actor.pk == user.pk:
+        _refuse_self_unlock(actor, request)
+    reason = " ".join((reason or "").split())
+    if not UNLOCK_REASON_MIN <= len(reason) <= UNLOCK_REASON_MAX:
+        raise UnlockError(f"Give the reason for {doing} ({UNLOCK_REASON_MIN} to {UNLOCK_REASON_MAX} characters).")
+    return reason
+
+
+def _locked_row(*, actor: User, user: User, verb: str) -> User:
+    """The locked account, row-locked; UnlockError when it is not locked or ``actor`` may not
+    change it (``selectors.may_unlock``). Call inside a transaction."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.locked_at is None:
+        raise UnlockError(f"{locked} is not locked.")
+    if not selectors.may_unlock(actor=actor, user=locked):
+        raise UnlockError(f"You may not {verb} {locked}.")
+    return locked
+
+
+def user_close(*, actor: User, user: User, reason: str, request: HttpRequest | None = None) -> User:
+    """Close an account locked for inactivity for good (the person left): it stays inactive and
+    is no longer locked, so no org admin can unlock it; only a superuser can reactivate it,
+    by editing the account in the admin. Same rules as ``user_unlock`` (who may, a reason,
+    never one's own). Records ``auth.staff_closed`` with the reason."""
+    reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="closing")
+    with transaction.atomic():
+        locked = _locked_row(actor=actor, user=user, verb="close")
+        locked_at = locked.locked_at
+        locked.locked_at = None
+        locked.save(update_fields=["locked_at"])
+        security_event_record(
+            event_type=EventType.AUTH_STAFF_CLOSED,
+            actor=actor,
+            target=locked,
+            request=request,
+            details={"reason": reason, "locked_at": locked_at.isoformat()},
+        )
+    return locked
 
 
 def user_unlock(*, actor: User, user: User, reason: str, request: HttpRequest | None = None) -> User:
@@ -321,17 +364,9 @@ def user_unlock(*, actor: User, user: User, reason: str, request: HttpRequest | 
     admin of one of the user's organisations (not for superusers) or a superuser; never the
     user (refused and recorded). The inactivity clock restarts at the unlock
     (``unlocked_at``). Records ``auth.staff_unlocked`` with the reason; the user is emailed."""
-    if actor.pk == user.pk:
-        _refuse_self_unlock(actor, request)
-    reason = " ".join((reason or "").split())
-    if not UNLOCK_REASON_MIN <= len(reason) <= UNLOCK_REASON_MAX:
-        raise UnlockError(f"Give the reason for unlocking ({UNLOCK_REASON_MIN} to {UNLOCK_REASON_MAX} characters).")
+    reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="unlocking")
     with transaction.atomic():
-        locked = User.objects.select_for_update().get(pk=user.pk)
-        if locked.locked_at is None:
-            raise UnlockError(f"{locked} is not locked.")
-        if not selectors.may_unlock(actor=actor, user=locked):
-            raise UnlockError(f"You may not unlock {locked}.")
+        locked = _locked_row(actor=actor, user=user, verb="unlock")
         now = timezone.now()
         locked_at = locked.locked_at
         locked.is_active = True

@@ -1,5 +1,6 @@
 """Staff accounts locked for inactivity, per organisation, for its org admins (and
-superusers): the list, and unlock with a reason (``accounts.services.user_unlock``).
+superusers): the list, unlock with a reason (``accounts.services.user_unlock``), or close
+for good, with a reason, someone who left (``accounts.services.user_close``).
 Another organisation's staff member is a 404; the service checks the actor again and
 refuses anyone unlocking their own account."""
 
@@ -55,4 +56,24 @@ def staff_unlock(request: HttpRequest, organization: Organization, pk: int) -> H
             request,
             f"{user} is unlocked and was emailed; they must sign in within {settings.STAFF_INACTIVE_LOCK_DAYS} days.",
         )
+    return redirect("access:locked_staff", slug=organization.slug)
+
+
+@require_POST
+@login_required
+@org_admin_required
+def staff_close(request: HttpRequest, organization: Organization, pk: int) -> HttpResponse:
+    user = account_selectors.locked_staff_get_for_organization(organization=organization, pk=pk)
+    form = UnlockForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("access:locked_staff", slug=organization.slug)
+    try:
+        account_services.user_close(
+            actor=staff(request), user=user, reason=form.cleaned_data["reason"], request=request
+        )
+    except account_services.UnlockError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{user}'s account is closed: nobody can unlock it; only a superuser can reopen it.")
     return redirect("access:locked_staff", slug=organization.slug)

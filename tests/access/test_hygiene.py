@@ -140,6 +140,60 @@ def test_unlock_without_a_reason_changes_nothing(admin_client, org, locked):
     assert locked.is_locked
 
 
+def test_org_admin_closes_the_account_of_someone_who_left_and_nobody_can_unlock_it(admin_client, org, locked):
+    response = admin_client.post(
+        reverse("access:staff_close", args=[org.slug, locked.pk]), {"reason": "Left the company on Friday"}, follow=True
+    )
+    assert "account is closed" in text(response)
+    locked.refresh_from_db()
+    assert not locked.is_active and not locked.is_locked  # inactive for good, not an inactivity lock
+    assert locked.email not in text(admin_client.get(reverse("access:locked_staff", args=[org.slug])))
+    event = SecurityEvent.objects.get(event_type="auth.staff_closed")
+    assert event.actor_id == admin_client.admin.pk and event.details["reason"] == "Left the company on Friday"
+    # The unlock path is gone: no longer locked, so the page's URL is a 404 and the service refuses.
+    assert (
+        admin_client.post(
+            reverse("access:staff_unlock", args=[org.slug, locked.pk]), {"reason": "Came back"}
+        ).status_code
+        == 404
+    )
+    with pytest.raises(account_services.UnlockError, match="not locked"):
+        account_services.user_unlock(actor=admin_client.admin, user=locked, reason="Came back after all")
+    locked.refresh_from_db()
+    assert not locked.is_active
+    # A superuser reopens it by editing the account (no inactivity lock stands in the way).
+    root = UserFactory(is_staff=True, is_superuser=True)
+    account_services.user_update(actor=root, user=locked, data={"is_active": True})
+    locked.refresh_from_db()
+    assert locked.is_active
+
+
+def test_closing_needs_a_reason_and_never_ones_own_account(admin_client, org, locked):
+    admin_client.post(reverse("access:staff_close", args=[org.slug, locked.pk]), {"reason": " "})
+    locked.refresh_from_db()
+    assert locked.is_locked
+    with pytest.raises(account_services.UnlockError, match="own account"):
+        account_services.user_close(actor=locked, user=locked, reason="Closing myself out")
+    assert SecurityEvent.objects.filter(event_type="auth.staff_unlock_refused", actor_id=locked.pk).exists()
+    locked.refresh_from_db()
+    assert locked.is_locked and not SecurityEvent.objects.filter(event_type="auth.staff_closed").exists()
+
+
+def test_closing_another_organisations_staff_is_a_404_and_a_superuser_is_refused(admin_client, org, other_org):
+    elsewhere = _lock(technician_for(other_org))
+    url = reverse("access:staff_close", args=[org.slug, elsewhere.pk])
+    assert admin_client.post(url, {"reason": "Looks fine"}).status_code == 404
+    UserFactory(is_staff=True, is_superuser=True)  # another superuser stays active
+    root = _lock(UserFactory(is_staff=True, is_superuser=True, organizations=[org]))
+    response = admin_client.post(
+        reverse("access:staff_close", args=[org.slug, root.pk]), {"reason": "Not needed"}, follow=True
+    )
+    assert "You may not close" in text(response)
+    for user in (elsewhere, root):
+        user.refresh_from_db()
+        assert user.is_locked
+
+
 def test_another_organisations_staff_is_a_404(admin_client, org, other_org):
     elsewhere = _lock(technician_for(other_org))
     assert (
