@@ -302,6 +302,17 @@ def may_unlock(*, actor: User, user: User) -> bool:
     return staff_ids_assigned_to(organization_ids=mine).filter(user_id=user.pk).exists()
 
 
+def may_close(*, actor: User, user: User) -> bool:
+    """Closing an account is for good and across every organisation, so an org admin closes
+    only someone all of whose organisations are theirs (``may_unlock``, and no assignment
+    elsewhere); superusers close anyone but themselves."""
+    if not may_unlock(actor=actor, user=user):
+        return False
+    if actor.is_superuser:
+        return True
+    return set(assigned_organization_ids(user=user)) <= set(organization_ids_for_user(user=actor))
+
+
 def org_admins_of_organization(*, organization: Organization) -> QuerySet[User]:
     """The organisation's active, assigned org admins (no superuser fallback)."""
     return (

@@ -130,8 +130,10 @@ def user_update(
         raise ValueError("This account is locked for inactivity: unlock it with a reason instead.")
     for name in changed:
         setattr(user, name, data[name])
+    if "is_active" in changed and user.is_active:
+        user.unlocked_at = timezone.now()  # reopened: the inactivity clock restarts, as at an unlock
     if changed:
-        user.save(update_fields=changed)
+        user.save(update_fields=[*changed, *(["unlocked_at"] if "is_active" in changed and user.is_active else [])])
     if groups is not None and set(groups) != set(user.groups.all()):
         user.groups.set(groups)
         changed.append("groups")
@@ -326,13 +328,13 @@ def _lock_change_reason(*, actor: User, user: User, reason: str, request: HttpRe
     return reason
 
 
-def _locked_row(*, actor: User, user: User, verb: str) -> User:
-    """The locked account, row-locked; UnlockError when it is not locked or ``actor`` may not
-    change it (``selectors.may_unlock``). Call inside a transaction."""
+def _locked_row(*, actor: User, user: User, verb: str, allowed) -> User:
+    """The locked account, row-locked; UnlockError when it is not locked or ``allowed``
+    (``selectors.may_unlock`` or ``may_close``) says no. Call inside a transaction."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.locked_at is None:
         raise UnlockError(f"{locked} is not locked.")
-    if not selectors.may_unlock(actor=actor, user=locked):
+    if not allowed(actor=actor, user=locked):
         raise UnlockError(f"You may not {verb} {locked}.")
     return locked
 
@@ -340,11 +342,12 @@ def _locked_row(*, actor: User, user: User, verb: str) -> User:
 def user_close(*, actor: User, user: User, reason: str, request: HttpRequest | None = None) -> User:
     """Close an account locked for inactivity for good (the person left): it stays inactive and
     is no longer locked, so no org admin can unlock it; only a superuser can reactivate it,
-    by editing the account in the admin. Same rules as ``user_unlock`` (who may, a reason,
-    never one's own). Records ``auth.staff_closed`` with the reason."""
+    by editing the account in the admin. A reason, never one's own, and for an org admin only
+    someone all of whose organisations are theirs (``selectors.may_close``): closing is for
+    every organisation. Records ``auth.staff_closed`` with the reason."""
     reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="closing")
     with transaction.atomic():
-        locked = _locked_row(actor=actor, user=user, verb="close")
+        locked = _locked_row(actor=actor, user=user, verb="close", allowed=selectors.may_close)
         locked_at = locked.locked_at
         locked.locked_at = None
         locked.save(update_fields=["locked_at"])
@@ -366,7 +369,7 @@ def user_unlock(*, actor: User, user: User, reason: str, request: HttpRequest | 
     (``unlocked_at``). Records ``auth.staff_unlocked`` with the reason; the user is emailed."""
     reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="unlocking")
     with transaction.atomic():
-        locked = _locked_row(actor=actor, user=user, verb="unlock")
+        locked = _locked_row(actor=actor, user=user, verb="unlock", allowed=selectors.may_unlock)
         now = timezone.now()
         locked_at = locked.locked_at
         locked.is_active = True

@@ -19,7 +19,7 @@ class EventType(models.TextChoices):
     AUTH_STAFF_CHANGED = "auth.staff_changed", "Staff account's flags, groups or permissions changed"
     AUTH_STAFF_LOCKED = "auth.staff_locked", "Staff account locked after days without sign-in"
     AUTH_STAFF_UNLOCKED = "auth.staff_unlocked", "Locked staff account unlocked"
-    AUTH_STAFF_UNLOCK_REFUSED = "auth.staff_unlock_refused", "Staff member tried to unlock their own account"
+    AUTH_STAFF_UNLOCK_REFUSED = "auth.staff_unlock_refused", "Staff member tried to unlock or close their own account"
     AUTH_STAFF_CLOSED = "auth.staff_closed", "Locked staff account closed for good"
 
     DIRECTORY_ORGANIZATION_CREATED = "directory.organization_created", "Organisation created"

@@ -23,9 +23,12 @@ def _database() -> bool:
 
 
 def _cache() -> bool:
-    key, value = "health:probe", secrets.token_hex(8)
-    cache.set(key, value, timeout=10)
-    return cache.get(key) == value
+    key = f"health:probe:{secrets.token_hex(8)}"  # each probe its own key: concurrent probes never collide
+    cache.set(key, "ok", timeout=10)
+    try:
+        return cache.get(key) == "ok"
+    finally:
+        cache.delete(key)
 
 
 CHECKS = {"database": _database, "cache": _cache}

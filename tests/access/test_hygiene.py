@@ -168,6 +168,30 @@ def test_org_admin_closes_the_account_of_someone_who_left_and_nobody_can_unlock_
     assert locked.is_active
 
 
+def test_an_org_admin_closes_only_someone_all_of_whose_organisations_are_theirs(admin_client, org, other_org):
+    shared = _lock(technician_for(org))
+    account_services.organization_assign_staff(actor=None, organization=other_org, user=shared)
+    response = admin_client.post(
+        reverse("access:staff_close", args=[org.slug, shared.pk]), {"reason": "Left this client"}, follow=True
+    )
+    assert "You may not close" in text(response)
+    shared.refresh_from_db()
+    assert shared.is_locked  # still unlockable by other_org's admins
+    root = UserFactory(is_staff=True, is_superuser=True)
+    account_services.user_close(actor=root, user=shared, reason="Left the company")
+    shared.refresh_from_db()
+    assert not shared.is_locked and not shared.is_active
+
+
+def test_a_reopened_account_is_not_locked_again_by_the_next_sweep(admin_client, org, locked):
+    account_services.user_close(actor=admin_client.admin, user=locked, reason="Left the company")
+    root = UserFactory(is_staff=True, is_superuser=True)
+    account_services.user_update(actor=root, user=locked, data={"is_active": True})
+    assert account_services.staff_lock_inactive_due() == 0
+    locked.refresh_from_db()
+    assert locked.is_active and not locked.is_locked and locked.unlocked_at is not None
+
+
 def test_closing_needs_a_reason_and_never_ones_own_account(admin_client, org, locked):
     admin_client.post(reverse("access:staff_close", args=[org.slug, locked.pk]), {"reason": " "})
     locked.refresh_from_db()

@@ -31,3 +31,19 @@ def test_a_dependency_down_is_503_without_its_error_text(client, monkeypatch, ca
 def test_only_reads(client):
     assert client.post(reverse("health")).status_code == 405
     assert client.head(reverse("health")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_probes_never_report_each_other_down():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def probe(_):
+        try:
+            return health._cache()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(probe, range(400)))

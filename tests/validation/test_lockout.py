@@ -274,3 +274,12 @@ def test_nothing_is_sent_on_a_locked_person(technician, person, outbox, capture)
     assert Challenge.objects.get(pk=sms.pk).status == Challenge.Status.DENIED
     with pytest.raises(VerificationError, match="locked"):
         services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+
+
+def test_an_alert_queued_under_the_earlier_task_name_still_reaches_the_admins(technician, second_admin, locked):
+    from validation.tasks import fraud_alert
+
+    mail.outbox.clear()
+    fraud_alert.delay(locked.pk)  # as a message queued before the upgrade would run
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([technician.email, second_admin.email])
+    assert "did not request" in mail.outbox[0].subject
