@@ -23,7 +23,17 @@ from audit import keys
 from audit.chain import GENESIS_HASH
 from audit.checkpoints import CHAIN_NAME, checkpoint_as_dict, checkpoint_signature_valid, checkpoints_from_file
 from audit.models import Checkpoint, SecurityEvent
-from audit.walk import CHUNK_SIZE, Problem, Span, checkpoint_label, gap_message, walk_all
+from audit.walk import (
+    CHUNK_SIZE,
+    Problem,
+    Span,
+    chain_snapshot,
+    checkpoint_label,
+    gap_message,
+    in_snapshot,
+    sequence_bounds,
+    walk_all,
+)
 
 # The sealer runs right after each commit and every few seconds from beat; an event still
 # unsealed after this long means it is not running.
@@ -164,7 +174,9 @@ def _check_tail(report: ChainReport, checkpoints: _Checkpoints) -> None:
 
 
 def _check_unsealed(report: ChainReport, now: datetime) -> None:
-    waiting = SecurityEvent.objects.filter(sequence__isnull=True).aggregate(n=Count("id"), oldest=Min("created_at"))
+    """Events without a link: queued for the sealer, or (taken off its queue by hand) never
+    to be linked; either way an event older than STALE_UNSEALED without one is reported."""
+    waiting = SecurityEvent.objects.filter(link__isnull=True).aggregate(n=Count("id"), oldest=Min("created_at"))
     report.unsealed = waiting["n"]
     if waiting["n"] and waiting["oldest"] < now - STALE_UNSEALED:
         report.add(
@@ -188,8 +200,18 @@ def chain_verify(
     splits the walk across that many processes (each sees committed data only)."""
     started = time.monotonic()
     report = ChainReport(max_problems=max_problems)
-    checkpoints = _load_checkpoints(report, checkpoint_file)
-    spans = walk_all(checkpoints.by_sequence, jobs=jobs, chunk_size=chunk_size, max_problems=max_problems)
+    with chain_snapshot() as snapshot:  # one moment of the log, whatever commits meanwhile
+        with in_snapshot(snapshot):
+            checkpoints = _load_checkpoints(report, checkpoint_file)
+            bounds = sequence_bounds()
+        spans = walk_all(
+            checkpoints.by_sequence,
+            bounds=bounds,
+            jobs=jobs,
+            chunk_size=chunk_size,
+            max_problems=max_problems,
+            snapshot=snapshot,
+        )
     _join(report, spans, checkpoints)
     _check_tail(report, checkpoints)
     _check_unsealed(report, now or timezone.now())
