@@ -137,9 +137,12 @@ def _lock_free(using: str) -> bool:
 
 def _falling_behind(using: str) -> bool:
     """Whether the oldest unsealed event waits longer than BEHIND. Then a writer that finds
-    the lock taken waits for it (and seals) instead of going back to write more: writers
-    slow down to the sealer's pace, and their CPU goes to it, so the chain stays within
-    seconds of the log even when more writers than cores write flat out."""
+    the lock taken waits for it and seals instead of going back to write more: writers slow
+    down to the sealer's pace, and their CPU goes to it, so the chain stays within seconds
+    of the log even when more writers than cores write flat out. One turn per wait: a
+    writer that waited looks again before waiting again, and leaves once the chain is no
+    longer behind (waiting for every turn until the queue was empty held nearly every writer
+    in the lock's queue, sealing a few events each, while none wrote: docs/benchmarks.md)."""
     first = UnsealedEvent.objects.using(using).order_by("event_id").values_list("event_id", flat=True)[:1]
     oldest = SecurityEvent.objects.using(using).filter(pk__in=first).values_list("created_at", flat=True).first()
     return oldest is not None and oldest < timezone.now() - BEHIND
@@ -210,12 +213,12 @@ def security_event_seal(*, using: str = DEFAULT_DB_ALIAS) -> int:
     """
     total = idle_rounds = 0
     sealed: list[tuple] = []
-    wait = False
     while idle_rounds < 3:
-        if not sealed and not wait and not _lock_free(using):  # a holder going round again skips the probe
+        wait = False
+        if not sealed and not _lock_free(using):  # a holder going round again skips the probe
             if not _falling_behind(using):
                 return total
-            wait = True  # back-pressure: see _falling_behind
+            wait = True  # back-pressure, one turn at a time: see _falling_behind
         with transaction.atomic(using=using):
             if not chain_lock(using=using, wait=wait):
                 return total
