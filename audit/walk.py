@@ -37,6 +37,12 @@ _PG_COLUMNS = {
 }
 
 
+# The links in sequence order (their key's index), each event looked up by its id: a plan
+# that streams. Left to itself PostgreSQL hashed one table, joined, and sorted all 1,000,000
+# joined rows on disk before the first one came out (docs/benchmarks.md).
+_STREAMING_PLAN = ("enable_hashjoin", "enable_mergejoin", "enable_sort")
+
+
 @dataclass(frozen=True)
 class Problem:
     kind: str  # stable code: content_changed, broken_link, sequence_gap, missing_prefix, truncated_tail, ...
@@ -135,10 +141,17 @@ def _rows(low: int, high: int, chunk_size: int) -> Iterator[tuple]:
         f"SELECT {columns} FROM {links} l JOIN {events} e ON e.id = l.event_id "  # noqa: S608 - quoted table names
         "WHERE l.sequence BETWEEN %s AND %s ORDER BY l.sequence"
     )
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(query, [low, high])
-        while rows := cursor.fetchmany(chunk_size):
-            yield from rows
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for setting in _STREAMING_PLAN:
+                cursor.execute(f"SET LOCAL {setting} TO off")
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(query, [low, high])
+            while rows := cursor.fetchmany(chunk_size):
+                yield from rows
+        with connection.cursor() as cursor:
+            for setting in _STREAMING_PLAN:
+                cursor.execute(f"SET LOCAL {setting} TO DEFAULT")
 
 
 def walk(low: int, high: int, by_sequence: dict[int, list[dict]], *, chunk_size: int, max_problems: int) -> Span:
