@@ -40,6 +40,12 @@ class SecurityEventAdmin(SuperuserReadOnlyAdmin):
     search_fields = ("actor_label", "target_label", "request_id")
     date_hierarchy = "created_at"
     show_full_result_count = False
+    list_select_related = ("link",)
+
+    @admin.display(description="sequence")
+    def sequence(self, event: SecurityEvent) -> int | None:
+        link = getattr(event, "link", None)  # none while the event waits for the sealer
+        return link.sequence if link is not None else None
 
 
 @admin.register(Checkpoint)

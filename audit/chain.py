@@ -1,9 +1,10 @@
 """The hash chain of the security event log: canonical content, hashing and the sealer.
 
-Writers never wait for one another. ``security_event_record`` inserts the event with empty
-chain fields in the caller's transaction; once that transaction commits, the sealer gives
-each committed, unsealed event, in id order, the next sequence number, the hash of the
-event before it and its own HMAC. One sealer runs at a time (a PostgreSQL advisory
+Writers never wait for one another. ``security_event_record`` inserts the event in the
+caller's transaction (the database queues its id in ``UnsealedEvent``); once that
+transaction commits, the sealer gives each committed, queued event, in id order, a
+``ChainLink``: the next sequence number, the hash of the event before it and its own HMAC.
+The event row itself is never updated. One sealer runs at a time (a PostgreSQL advisory
 transaction lock; on SQLite, the database's single write lock), so the chain cannot fork;
 an event committed while another process holds the lock is sealed by that process before
 it stops (``security_event_seal``), so none is missed. Each process runs the sealer after a
@@ -35,7 +36,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from audit import keys
-from audit.models import SecurityEvent
+from audit.models import ChainLink, SecurityEvent, UnsealedEvent
 from audit.signals import security_events_sealed
 
 GENESIS_HASH = "0" * 64
@@ -43,7 +44,7 @@ GENESIS_HASH = "0" * 64
 CHAIN_LOCK_ID = 7022629598041172078
 SEAL_BATCH = 1000
 BEHIND = timedelta(seconds=1)  # back-pressure on writers beyond this lag (_falling_behind)
-# Chain fields first: the sealer fills positions 1-4 of a row it read with them empty.
+# Chain fields (the ChainLink's) first, then the event's own columns.
 HASHED_FIELDS = (
     "id",
     "sequence",
@@ -66,6 +67,12 @@ HASHED_FIELDS = (
     "created_at",
 )
 ROW_FIELDS = (*HASHED_FIELDS, "hash")
+LINK_FIELDS = ("sequence", "previous_hash", "key_id", "sealed_at")
+EVENT_FIELDS = HASHED_FIELDS[len(LINK_FIELDS) + 1 :]  # after "id"
+# ROW_FIELDS as ORM paths from a ChainLink (audit.walk, event_link_verifies).
+LINK_ROW_PATHS = tuple(
+    "event_id" if name == "id" else name if name in (*LINK_FIELDS, "hash") else f"event__{name}" for name in ROW_FIELDS
+)
 _TIMES = ("created_at", "sealed_at")
 
 
@@ -109,16 +116,10 @@ def chain_lock(*, using: str = DEFAULT_DB_ALIAS, wait: bool = True) -> bool:
     return wait or bool(row[0])
 
 
-def chain_head(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -> tuple[int, str]:
-    """(sequence, hash) of the last sealed event; (0, GENESIS_HASH) for an empty chain.
+def chain_head(*, using: str = DEFAULT_DB_ALIAS) -> tuple[int, str]:
+    """(sequence, hash) of the last link; (0, GENESIS_HASH) for an empty chain.
     audit_retention never drops the last event, so the head is always a row."""
-    head = (
-        model.objects.using(using)
-        .filter(sequence__isnull=False)
-        .order_by("-sequence")
-        .values_list("sequence", "hash")
-        .first()
-    )
+    head = ChainLink.objects.using(using).order_by("-sequence").values_list("sequence", "hash").first()
     return head or (0, GENESIS_HASH)
 
 
@@ -134,62 +135,76 @@ def _lock_free(using: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _falling_behind(model, using: str) -> bool:
+def _falling_behind(using: str) -> bool:
     """Whether the oldest unsealed event waits longer than BEHIND. Then a writer that finds
-    the lock taken waits for it (and seals) instead of going back to write more: writers
-    slow down to the sealer's pace, and their CPU goes to it, so the chain stays within
-    seconds of the log even when more writers than cores write flat out."""
-    oldest = (
-        model.objects.using(using)
-        .filter(sequence__isnull=True)
-        .order_by("id")
-        .values_list("created_at", flat=True)
-        .first()
-    )
+    the lock taken waits for it and seals instead of going back to write more: writers slow
+    down to the sealer's pace, and their CPU goes to it, so the chain stays within seconds
+    of the log even when more writers than cores write flat out. One turn per wait: a
+    writer that waited looks again before waiting again, and leaves once the chain is no
+    longer behind (waiting for every turn until the queue was empty held nearly every writer
+    in the lock's queue, sealing a few events each, while none wrote: docs/benchmarks.md)."""
+    first = UnsealedEvent.objects.using(using).order_by("event_id").values_list("event_id", flat=True)[:1]
+    oldest = SecurityEvent.objects.using(using).filter(pk__in=first).values_list("created_at", flat=True).first()
     return oldest is not None and oldest < timezone.now() - BEHIND
 
 
-def _pending(model, using: str) -> bool:
-    return model.objects.using(using).filter(sequence__isnull=True).exists()
+def _pending(using: str) -> bool:
+    return UnsealedEvent.objects.using(using).exists()
 
 
-def _seal_batch(model, using: str) -> list[tuple]:
-    """Chain up to SEAL_BATCH committed events; call holding the chain lock. Returns the
-    sealed rows (``ROW_FIELDS`` order)."""
-    sequence, previous = chain_head(model=model, using=using)
-    pending = model.objects.using(using).filter(sequence__isnull=True).order_by("id")
-    rows = list(pending.values_list(*HASHED_FIELDS)[:SEAL_BATCH])
-    if not rows:
+def _seal_batch(using: str) -> list[tuple]:
+    """Link up to SEAL_BATCH committed, queued events; call holding the chain lock. Returns
+    the sealed rows (``ROW_FIELDS`` order)."""
+    queue = UnsealedEvent.objects.using(using).order_by("event_id").values_list("event_id", flat=True)
+    queued = list(queue[:SEAL_BATCH])
+    if not queued:
         return []
+    sequence, previous = chain_head(using=using)
+    events = SecurityEvent.objects.using(using).filter(pk__in=queued).order_by("id")
     key_id, key = keys.hmac_current()
     sealed_at = timezone.now()
-    connection = connections[using]
-    stored_at = connection.ops.adapt_datetimefield_value(sealed_at)
-    sealed, params = [], []
-    for row in rows:
+    sealed, links = [], []
+    for row in events.values_list("id", *EVENT_FIELDS):
         sequence += 1
-        values = (row[0], sequence, previous, key_id, sealed_at, *row[5:])
+        values = (row[0], sequence, previous, key_id, sealed_at, *row[1:])
         digest = event_hash(values, key)
         sealed.append((*values, digest))
-        params.append((sequence, previous, digest, key_id, stored_at, row[0]))
+        links.append((sequence, row[0], previous, digest))
         previous = digest
-    table = connection.ops.quote_name(model._meta.db_table)
-    seal = (
-        f"UPDATE {table} SET sequence = %s, previous_hash = %s, hash = %s, key_id = %s, sealed_at = %s "  # noqa: S608 - the model's table, quoted
-        "WHERE id = %s AND sequence IS NULL"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(seal, params)
-        if cursor.rowcount not in (-1, len(params)):
-            raise RuntimeError(f"sealed {cursor.rowcount} of {len(params)} events: another sealer without the lock?")
+    _insert_links(links, key_id=key_id, sealed_at=sealed_at, queued=queued, using=using)
     return sealed
+
+
+def _insert_links(links: list[tuple], *, key_id: str, sealed_at, queued: list[int], using: str) -> None:
+    """Insert the batch's links (sequence, event id, previous hash, hash) and take the
+    queued ids off the queue (a queued id without an event, written and deleted by hand,
+    too). ``sequence`` is the links' key and ``event`` unique: a second sealer (there is
+    none, the lock) could neither fork the chain nor link an event twice."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table, queue = quote(ChainLink._meta.db_table), quote(UnsealedEvent._meta.db_table)
+    columns = "sequence, event_id, previous_hash, hash, key_id, sealed_at"
+    stored_at = connection.ops.adapt_datetimefield_value(sealed_at)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one statement each, whatever the batch's size
+            sequences, event_ids, previous, hashes = [list(c) for c in zip(*links, strict=True)] if links else [[]] * 4
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT s, e, p, h, %s, %s "  # noqa: S608 - quoted table names
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS u(s, e, p, h)",
+                [key_id, stored_at, sequences, event_ids, previous, hashes],
+            )
+            cursor.execute(f"DELETE FROM {queue} WHERE event_id = ANY(%s::bigint[])", [queued])  # noqa: S608
+        else:
+            rows = [(*link, key_id, stored_at) for link in links]
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)", rows)  # noqa: S608
+            cursor.executemany(f"DELETE FROM {queue} WHERE event_id = %s", [(pk,) for pk in queued])  # noqa: S608
 
 
 def _announce(rows: list[tuple]) -> None:
     security_events_sealed.send(sender=SecurityEvent, events=[dict(zip(ROW_FIELDS, row, strict=True)) for row in rows])
 
 
-def security_event_seal(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -> int:
+def security_event_seal(*, using: str = DEFAULT_DB_ALIAS) -> int:
     """Chain every committed, unsealed event; return how many this call sealed.
 
     Safe to call from any number of processes at once. A caller that finds the lock taken
@@ -198,20 +213,20 @@ def security_event_seal(*, model=SecurityEvent, using: str = DEFAULT_DB_ALIAS) -
     """
     total = idle_rounds = 0
     sealed: list[tuple] = []
-    wait = False
     while idle_rounds < 3:
-        if not sealed and not wait and not _lock_free(using):  # a holder going round again skips the probe
-            if not _falling_behind(model, using):
+        wait = False
+        if not sealed and not _lock_free(using):  # a holder going round again skips the probe
+            if not _falling_behind(using):
                 return total
-            wait = True  # back-pressure: see _falling_behind
+            wait = True  # back-pressure, one turn at a time: see _falling_behind
         with transaction.atomic(using=using):
             if not chain_lock(using=using, wait=wait):
                 return total
-            sealed = _seal_batch(model, using)
-            if sealed and model is SecurityEvent:
+            sealed = _seal_batch(using)
+            if sealed:
                 transaction.on_commit(partial(_announce, sealed), using=using, robust=True)
         total += len(sealed)
-        if len(sealed) < SEAL_BATCH and not _pending(model, using):
+        if len(sealed) < SEAL_BATCH and not _pending(using):
             return total
         idle_rounds = 0 if sealed else idle_rounds + 1
     return total
@@ -250,18 +265,18 @@ def event_link_verifies(event: SecurityEvent) -> bool | None:
     ``previous_hash`` is the hash of the event one place earlier (or of the genesis, or of
     the signed retention checkpoint that replaced it). None while it waits for the sealer
     or when its key is not configured here. ``audit_verify`` checks the whole chain."""
-    if event.sequence is None:
+    row = ChainLink.objects.filter(event_id=event.pk).values_list(*LINK_ROW_PATHS).first()
+    if row is None:
         return None
-    key = keys.hmac_keys().get(event.key_id)
+    key = keys.hmac_keys().get(row[ROW_FIELDS.index("key_id")])
     if key is None:
         return None
-    row = SecurityEvent.objects.filter(pk=event.pk).values_list(*ROW_FIELDS).first()
-    if row is None or event_hash(row[:-1], key) != row[-1]:
+    if event_hash(row[:-1], key) != row[-1]:
         return False
     sequence, previous_hash = row[1], row[2]
     if sequence == 1:
         return previous_hash == GENESIS_HASH
-    before = SecurityEvent.objects.filter(sequence=sequence - 1).values_list("hash", flat=True).first()
+    before = ChainLink.objects.filter(sequence=sequence - 1).values_list("hash", flat=True).first()
     if before is not None:
         return before == previous_hash
     from audit.checkpoints import retention_anchor

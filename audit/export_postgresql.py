@@ -63,11 +63,12 @@ def _json_value(column: str) -> str:
         return "COALESCE('\"' || HOST(source_ip) || '\"', 'null')"
     if column == "details":
         return "details::text"
-    field = SecurityEvent._meta.get_field(column)
-    if field.get_internal_type() in ("BigAutoField", "BigIntegerField", "IntegerField"):
+    if column in ("id", "actor_id", "organization_id", "sequence"):
         return f"COALESCE({column}::text, 'null')"
-    if column in ("event_type", "actor_kind", "target_type", "request_id", "previous_hash", "hash", "key_id"):
+    if column in ("event_type", "actor_kind", "target_type", "request_id"):
         return f"'\"' || {column} || '\"'"
+    if column in ("previous_hash", "hash", "key_id"):  # from the link: null until sealed
+        return f"COALESCE('\"' || {column} || '\"', 'null')"
     return f"to_json({column})::text"
 
 
@@ -84,14 +85,14 @@ def csv_pieces(events: QuerySet[SecurityEvent]) -> Iterator[bytes]:
     """The events as CSV rows (no header), ``export.ROWS_PER_CHUNK`` rows per piece."""
     columns = export.export_columns()
     cells = {f"export_{n}": _SQL(_csv_cell(column)) for n, column in enumerate(columns)}
-    return _copied(events.annotate(**cells).values_list(*cells), "FORMAT csv")
+    return _copied(export.with_chain_link(events).annotate(**cells).values_list(*cells), "FORMAT csv")
 
 
 def json_line_pieces(events: QuerySet[SecurityEvent]) -> Iterator[bytes]:
     """The events as JSON lines, ``export.ROWS_PER_CHUNK`` lines per piece. COPY's CSV
     format with a quote and a delimiter that JSON text never holds raw (control characters
     are escaped in JSON) sends each line exactly as built: no quoting, no escaping."""
-    lines = events.annotate(export_line=_SQL(_json_line_sql())).values_list("export_line")
+    lines = export.with_chain_link(events).annotate(export_line=_SQL(_json_line_sql())).values_list("export_line")
     return _copied(lines, "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'")
 
 

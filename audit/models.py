@@ -1,5 +1,4 @@
 from django.db import models
-from django.db.models import Q
 
 from audit.events import ActorKind, EventType
 
@@ -31,10 +30,10 @@ class SecurityEvent(models.Model):
     Actor, organisation and target are kept as ids plus readable labels rather than
     foreign keys, so the log imports no other app and outlives what it describes.
 
-    The chain fields are empty when the row is inserted (in the caller's transaction) and
-    set once by the sealer right after that transaction commits (``audit.chain``): the
-    event's place in the chain, the hash of the event before it, and an HMAC-SHA256 over
-    this event's canonical content, which includes that previous hash.
+    Its place in the hash chain is a ``ChainLink`` the sealer writes right after the
+    event's transaction commits (``audit.chain``); the row itself is never updated, not
+    even by the sealer. Until then the database keeps the event's id in ``UnsealedEvent``
+    (an insert trigger on PostgreSQL and SQLite, audit/migrations/0008).
     """
 
     # No `choices=`: a new event code must not need a migration. Labels come from EventType.
@@ -53,21 +52,12 @@ class SecurityEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
-    # The hash chain (audit.chain, docs/audit.md).
-    sequence = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Place in the chain, from 1.")
-    previous_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the event one place earlier.")
-    hash = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256 of this event's canonical content.")
-    key_id = models.CharField(max_length=16, blank=True, help_text="Fingerprint of the HMAC key (never the key).")
-    sealed_at = models.DateTimeField(null=True, blank=True, help_text="When the sealer chained it.")
-
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["organization_id", "-created_at"]),
-            # The sealer's queue: only rows still waiting for their place in the chain.
-            models.Index(fields=["id"], condition=Q(sequence__isnull=True), name="audit_event_unsealed"),
         ]
 
     def __str__(self) -> str:
@@ -87,6 +77,51 @@ class SecurityEvent(models.Model):
             return str(EventType(self.event_type).label)
         except ValueError:
             return self.event_type
+
+
+class ChainLink(models.Model):
+    """An event's link in the hash chain, written once by the sealer (``audit.chain``): its
+    place, the hash of the event one place earlier, and an HMAC-SHA256 over the event's
+    canonical content, which covers these fields too (all but ``hash``).
+
+    A narrow row of its own rather than columns of the event: sealing inserts it instead of
+    rewriting the wide event row and its ten indexes (docs/benchmarks.md). ``sequence`` is
+    the key and ``event`` unique, so the chain cannot fork and no event is sealed twice. No
+    foreign-key constraint: a deleted event or link shows as a gap in ``audit_verify``.
+    """
+
+    sequence = models.BigIntegerField(primary_key=True, help_text="Place in the chain, from 1.")
+    event = models.OneToOneField(SecurityEvent, on_delete=models.DO_NOTHING, db_constraint=False, related_name="link")
+    previous_hash = models.CharField(max_length=64, help_text="Hash of the event one place earlier.")
+    hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the event's canonical content.")
+    key_id = models.CharField(max_length=16, help_text="Fingerprint of the HMAC key (never the key).")
+    sealed_at = models.DateTimeField(help_text="When the sealer chained it.")
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"link {self.sequence} of event {self.event_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Chain links are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Chain links are append-only")
+
+
+class UnsealedEvent(models.Model):
+    """The sealer's queue: the ids of events that have no ``ChainLink`` yet. Filled by the
+    database (an insert trigger on the event table, audit/migrations/0008), emptied by the
+    sealer as it links them."""
+
+    event = models.OneToOneField(
+        SecurityEvent, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} waiting for the sealer"
 
 
 class Checkpoint(models.Model):

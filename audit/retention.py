@@ -6,8 +6,9 @@ chain verified. Each batch leaves a signed *retention* checkpoint of the last dr
 event's hash in the same transaction, so ``audit_verify`` still checks the first remaining
 event's link and can tell this from an attacker's deletion.
 
-On PostgreSQL the append-only trigger is disabled for the DELETE inside that transaction
-only; that needs the table owner's rights (the role that ran the migrations).
+Each dropped event goes with its ``ChainLink``. On PostgreSQL the append-only triggers of
+both tables are disabled for the DELETEs inside that transaction only; that needs the
+tables' owner's rights (the role that ran the migrations).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from django.utils import timezone
 from audit.chain import chain_head, chain_lock, security_event_seal
 from audit.checkpoints import checkpoint_create
 from audit.events import EventType
-from audit.models import Checkpoint, SecurityEvent
+from audit.models import ChainLink, Checkpoint, SecurityEvent
 from audit.recorder import security_event_record
 from audit.verify import chain_verify
 
 BATCH = 50_000
-TRIGGER = "audit_securityevent_append_only"
+TRIGGERS = {SecurityEvent: "audit_securityevent_append_only", ChainLink: "audit_chainlink_append_only"}
 
 
 class RetentionError(Exception):
@@ -45,25 +46,37 @@ class RetentionResult:
 def _last_droppable(cutoff: datetime) -> int | None:
     """The highest sequence that may go: the chain's prefix of events older than the cutoff,
     never the head (the next event links to it, and the head must stay a row)."""
-    sealed = SecurityEvent.objects.filter(sequence__isnull=False)
-    first = sealed.order_by("sequence").values_list("sequence", flat=True).first()
+    first = ChainLink.objects.order_by("sequence").values_list("sequence", flat=True).first()
     if first is None:
         return None
     head, _ = chain_head()
-    young = sealed.filter(created_at__gte=cutoff).order_by("sequence").values_list("sequence", flat=True).first()
+    young = (
+        ChainLink.objects.filter(event__created_at__gte=cutoff)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
     through = min(head - 1, (young or head + 1) - 1)
     return through if through >= first else None
 
 
 def _delete_through(sequence: int) -> int:
-    table = connection.ops.quote_name(SecurityEvent._meta.db_table)
+    quote = connection.ops.quote_name
+    events, links = quote(SecurityEvent._meta.db_table), quote(ChainLink._meta.db_table)
+    on_postgresql = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {TRIGGER}")
-        cursor.execute(f"DELETE FROM {table} WHERE sequence <= %s", [sequence])  # noqa: S608 - table name quoted
+        for model, trigger in TRIGGERS.items():
+            if on_postgresql:
+                cursor.execute(f"ALTER TABLE {quote(model._meta.db_table)} DISABLE TRIGGER {trigger}")
+        cursor.execute(
+            f"DELETE FROM {events} WHERE id IN (SELECT event_id FROM {links} WHERE sequence <= %s)",  # noqa: S608 - quoted
+            [sequence],
+        )
         dropped = cursor.rowcount
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {TRIGGER}")
+        cursor.execute(f"DELETE FROM {links} WHERE sequence <= %s", [sequence])  # noqa: S608 - table name quoted
+        for model, trigger in TRIGGERS.items():
+            if on_postgresql:
+                cursor.execute(f"ALTER TABLE {quote(model._meta.db_table)} ENABLE TRIGGER {trigger}")
     return dropped
 
 
@@ -88,9 +101,9 @@ def events_retention_apply(
     if through is None:
         return result
     if dry_run:
-        result.dropped = SecurityEvent.objects.filter(sequence__lte=through).count()
+        result.dropped = ChainLink.objects.filter(sequence__lte=through).count()
         return result
-    start = SecurityEvent.objects.filter(sequence__isnull=False).order_by("sequence").values_list("sequence", flat=True)
+    start = ChainLink.objects.order_by("sequence").values_list("sequence", flat=True)
     first = start.first()
     while first is not None and first <= through:
         batch_end = min(first + BATCH - 1, through)
@@ -103,7 +116,7 @@ def events_retention_apply(
 def _drop_batch(through: int, result: RetentionResult, older_than_days: int) -> int:
     with transaction.atomic():
         chain_lock()
-        last_hash = SecurityEvent.objects.filter(sequence=through).values_list("hash", flat=True).get()
+        last_hash = ChainLink.objects.filter(sequence=through).values_list("hash", flat=True).get()
         checkpoint = checkpoint_create(kind=Checkpoint.Kind.RETENTION, sequence=through, hash=last_hash)
         dropped = _delete_through(through)
         security_event_record(

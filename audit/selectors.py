@@ -153,7 +153,7 @@ def security_event_list(*, scope: AuditScope, event_filter: EventFilter) -> Quer
 
 def security_event_get(*, scope: AuditScope, pk: int) -> SecurityEvent:
     """One event; Http404 when it does not exist or lies outside the scope."""
-    event = SecurityEvent.objects.filter(pk=pk).first()
+    event = SecurityEvent.objects.select_related("link").filter(pk=pk).first()
     if event is None or not scope.covers(event.organization_id):
         raise Http404("No such event")
     return event

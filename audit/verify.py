@@ -23,7 +23,17 @@ from audit import keys
 from audit.chain import GENESIS_HASH
 from audit.checkpoints import CHAIN_NAME, checkpoint_as_dict, checkpoint_signature_valid, checkpoints_from_file
 from audit.models import Checkpoint, SecurityEvent
-from audit.walk import CHUNK_SIZE, Problem, Span, checkpoint_label, gap_message, walk_all
+from audit.walk import (
+    CHUNK_SIZE,
+    Problem,
+    Span,
+    chain_snapshot,
+    checkpoint_label,
+    gap_message,
+    in_snapshot,
+    sequence_bounds,
+    walk_all,
+)
 
 # The sealer runs right after each commit and every few seconds from beat; an event still
 # unsealed after this long means it is not running.
@@ -163,14 +173,20 @@ def _check_tail(report: ChainReport, checkpoints: _Checkpoints) -> None:
         report.notes.append("No checkpoint yet: a tail cut off from the chain could not be noticed.")
 
 
-def _check_unsealed(report: ChainReport, now: datetime) -> None:
-    waiting = SecurityEvent.objects.filter(sequence__isnull=True).aggregate(n=Count("id"), oldest=Min("created_at"))
+def _check_unsealed(report: ChainReport, event_count: int, now: datetime) -> None:
+    """Events without a link: queued for the sealer, or (taken off its queue by hand) never
+    to be linked; either way one older than STALE_UNSEALED is reported. Every linked event
+    the walk saw is one event (``event_id`` is unique), so the events beyond those have none;
+    only when there are some does it look for them (an anti-join over the whole table)."""
+    if event_count <= report.events:
+        return
+    waiting = SecurityEvent.objects.filter(link__isnull=True).aggregate(n=Count("id"), oldest=Min("created_at"))
     report.unsealed = waiting["n"]
     if waiting["n"] and waiting["oldest"] < now - STALE_UNSEALED:
         report.add(
             "stale_unsealed",
             f"{waiting['n']} event(s) not sealed, the oldest recorded at {waiting['oldest']:%Y-%m-%d %H:%M:%S} UTC: "
-            "the sealer is not running (Celery beat and worker)",
+            "the sealer is not running (Celery beat and worker), or events were taken off its queue",
         )
     elif waiting["n"]:
         report.notes.append(f"{waiting['n']} event(s) recorded in the last seconds are waiting for the sealer.")
@@ -188,10 +204,22 @@ def chain_verify(
     splits the walk across that many processes (each sees committed data only)."""
     started = time.monotonic()
     report = ChainReport(max_problems=max_problems)
-    checkpoints = _load_checkpoints(report, checkpoint_file)
-    spans = walk_all(checkpoints.by_sequence, jobs=jobs, chunk_size=chunk_size, max_problems=max_problems)
-    _join(report, spans, checkpoints)
-    _check_tail(report, checkpoints)
-    _check_unsealed(report, now or timezone.now())
+    with chain_snapshot() as snapshot:  # one moment of the log, whatever commits meanwhile
+        with in_snapshot(snapshot):
+            checkpoints = _load_checkpoints(report, checkpoint_file)
+            bounds = sequence_bounds()
+            event_count = SecurityEvent.objects.count()
+        spans = walk_all(
+            checkpoints.by_sequence,
+            bounds=bounds,
+            jobs=jobs,
+            chunk_size=chunk_size,
+            max_problems=max_problems,
+            snapshot=snapshot,
+        )
+        _join(report, spans, checkpoints)
+        _check_tail(report, checkpoints)
+        with in_snapshot(snapshot):
+            _check_unsealed(report, event_count, now or timezone.now())
     report.seconds = time.monotonic() - started
     return report

@@ -1,12 +1,12 @@
 """The data of bench/audit_views.py: a year of a helpdesk's security events, written with
-COPY already sealed, and as many django-auditlog LogEntry rows.
+COPY already sealed (each with its chain link), and as many django-auditlog LogEntry rows.
 
 Twelve client organisations of very different sizes, 60 technicians (each on one to three
 of them), 40,000 people; verification flows (request, challenge, wrong answers, approval or
 denial or a fraud report, the verified result used for an action), grants (request,
-approval, activation, expiry), technicians' sign-ins and directory changes. The chain
-fields are filled (every row is "sealed"), but with stand-in hashes: nothing here verifies
-the chain (bench/audit.py loads a valid one for ``audit_verify``).
+approval, activation, expiry), technicians' sign-ins and directory changes. Every event has
+its link in ``audit_chainlink`` (every row is "sealed"), but with stand-in hashes: nothing
+here verifies the chain (bench/audit.py loads a valid one for ``audit_verify``).
 """
 
 from __future__ import annotations
@@ -60,12 +60,8 @@ COLUMNS = (
     "user_agent",
     "details",
     "created_at",
-    "sequence",
-    "previous_hash",
-    "hash",
-    "key_id",
-    "sealed_at",
 )
+LINK_COLUMNS = ("sequence", "event_id", "previous_hash", "hash", "key_id", "sealed_at")
 
 
 # --- Loading ------------------------------------------------------------------------------
@@ -179,6 +175,7 @@ class _Log:
 
     def __init__(self, *, first_id: int, first_sequence: int):
         self.row_id, self.sequence, self.previous, self.made = first_id, first_sequence, "0" * 64, 0
+        self.links: list[tuple] = []  # LINK_COLUMNS, written after the events
         self.verifications = self.challenges = self.grants = 0
 
     def row(self, event_type, at, *, actor, kind, org, target, details, request) -> tuple:
@@ -198,12 +195,9 @@ class _Log:
             AGENT if request else "",
             json.dumps(details),
             at,
-            self.sequence,
-            self.previous,
-            digest,
-            "bench0000000000",
-            at + timedelta(milliseconds=40),
         )
+        sealed_at = at + timedelta(milliseconds=40)
+        self.links.append((self.sequence, self.row_id, self.previous, digest, "bench0000000000", sealed_at))
         self.row_id, self.sequence, self.previous, self.made = self.row_id + 1, self.sequence + 1, digest, self.made + 1
         return values
 
@@ -265,12 +259,13 @@ def _verification(story: _Story, rng: random.Random):
     yield story.row(f"action.{action}", 120, target=person, **base, grant=max(log.grants, 1))
 
 
-def event_rows(total: int, *, first_id: int, first_sequence: int, orgs, techs, staff_of, people, rng: random.Random):
+def event_rows(total: int, *, log: _Log, orgs, techs, staff_of, people, rng: random.Random):
     """``total`` rows in time (and id) order: verification flows with their actions and
-    grants, and the sign-ins and directory changes around them."""
+    grants, and the sign-ins and directory changes around them; their links pile up in
+    ``log.links``."""
     weights = [share for _, share in ORGS]
     step = SPAN / total * EVENTS_PER_STORY
-    log, now = _Log(first_id=first_id, first_sequence=first_sequence), START
+    now = START
     while log.made < total:
         now += step * rng.expovariate(1.0)
         org = rng.choices(orgs, weights)[0]
@@ -295,30 +290,43 @@ def load_events(total: int, *, rebuild: bool, orgs, techs, rng) -> None:
     if existing >= total and not rebuild:
         print(f"reusing {existing:,} security events")
         return
+    tables = ("audit_securityevent", "audit_chainlink", "audit_unsealedevent")
     if rebuild and existing:
-        with connection.cursor() as cursor:  # the append-only trigger refuses TRUNCATE: the owner steps around it
-            cursor.execute("ALTER TABLE audit_securityevent DISABLE TRIGGER USER")
-            cursor.execute("TRUNCATE audit_securityevent")
-            cursor.execute("ALTER TABLE audit_securityevent ENABLE TRIGGER USER")
+        with connection.cursor() as cursor:  # the append-only triggers refuse TRUNCATE: the owner steps around them
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            cursor.execute(f"TRUNCATE {', '.join(tables)}")
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(id), 0), COALESCE(MAX(sequence), 0) FROM audit_securityevent")
+        cursor.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM audit_securityevent), "
+            "(SELECT COALESCE(MAX(sequence), 0) FROM audit_chainlink)"
+        )
         max_id, max_sequence = cursor.fetchone()
     started = time.perf_counter()
     staff_of, people = staff_and_people(orgs, techs)
+    log = _Log(first_id=max_id + 1, first_sequence=max_sequence + 1)
     rows = event_rows(
         total - SecurityEvent.objects.count(),
         staff_of=staff_of,
         people=people,
-        first_id=max_id + 1,
-        first_sequence=max_sequence + 1,
+        log=log,
         orgs=orgs,
         techs=techs,
         rng=rng,
     )
     with connection.cursor() as cursor:
+        # Loaded already sealed: the sealer's queue trigger is off for the COPY (the owner's right).
+        cursor.execute("ALTER TABLE audit_securityevent DISABLE TRIGGER audit_securityevent_queue")
         with cursor.cursor.copy(f"COPY audit_securityevent ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for values in rows:
                 copy.write_row(values)
+        cursor.execute("ALTER TABLE audit_securityevent ENABLE TRIGGER audit_securityevent_queue")
+        with cursor.cursor.copy(f"COPY audit_chainlink ({', '.join(LINK_COLUMNS)}) FROM STDIN") as copy:
+            for link in log.links:
+                copy.write_row(link)
+        cursor.execute("VACUUM ANALYZE audit_chainlink")
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('audit_securityevent', 'id'), MAX(id)) FROM audit_securityevent"
         )

@@ -8,7 +8,7 @@ events, beside django-auditlog's stock admin change list over 1,000,000 LogEntry
 Creates and migrates the database if needed and loads the rows once (again with
 --rebuild): a year of a helpdesk's events in twelve client organisations of very different
 sizes (verification flows, actions, grants, sign-ins, directory changes), written with COPY
-already sealed (chain fields filled; their hashes are not a valid chain, which nothing here
+already sealed (each with its chain link; their hashes are not a valid chain, which nothing here
 checks), then the same number of auditlog LogEntry rows. Pages are loaded through Django's
 test client as a signed-in superuser and as an auditor of three organisations, so the
 timings include middleware, scoping, the selector and the template, but no network. Each

@@ -89,7 +89,7 @@ def _audit_tables_flushable():
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     original = DatabaseOperations.sql_flush
-    append_only = ("audit_securityevent", "audit_checkpoint")
+    append_only = ("audit_securityevent", "audit_chainlink", "audit_checkpoint")
 
     def sql_flush(self, style, tables, **kwargs):
         statements = original(self, style, tables, **kwargs)

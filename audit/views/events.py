@@ -69,6 +69,7 @@ def event_detail(request: HttpRequest, scope: AuditScope, pk: int) -> HttpRespon
         "person_id": _person_of(event),
         "staff_id": event.actor_id if event.actor_kind == "staff" else None,
         "chain_fields": _chain_fields(event),
+        "link": getattr(event, "link", None),
     }
     return render(request, "audit/event_detail.html", context)
 
@@ -84,8 +85,9 @@ def event_link_status(event: SecurityEvent) -> bool | None:
 
 def _chain_fields(event: SecurityEvent) -> list[tuple[str, object]]:
     fields = []
+    link = getattr(event, "link", None)  # none while the event waits for the sealer
     for column in CHAIN_COLUMNS:
-        value = getattr(event, column, None)
+        value = getattr(link, column, None)
         if isinstance(value, datetime):
             value = f"{value:%Y-%m-%d %H:%M:%S.%f}"
         fields.append((column.replace("_", " ").capitalize(), "—" if value in (None, "") else value))

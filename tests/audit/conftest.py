@@ -15,15 +15,29 @@ def record_events(count: int, **kwargs) -> None:
         security_event_record(event_type=EventType.AUTH_LOGOUT, details={"n": n}, **kwargs)
 
 
-def tamper(sql: str, params=(), *, table: str = "audit_securityevent") -> None:
-    """Run SQL the way an attacker with the table owner's rights would: on PostgreSQL the
-    append-only trigger is switched off around it."""
+# SQL for "the event at these places in the chain", e.g. AT.format("sequence = 3").
+AT = "id IN (SELECT event_id FROM audit_chainlink WHERE {})"
+APPEND_ONLY = ("audit_securityevent", "audit_chainlink", "audit_checkpoint")
+
+
+def tamper(sql: str, params=()) -> None:
+    """Run SQL the way an attacker with the tables' owner's rights would: on PostgreSQL the
+    append-only triggers are switched off around it."""
     with connection.cursor() as cursor:
         if ON_POSTGRESQL:
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for table in APPEND_ONLY:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         cursor.execute(sql, params)
         if ON_POSTGRESQL:
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            for table in APPEND_ONLY:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def delete_events(where: str) -> None:
+    """Delete the events at the chain places ``where`` (SQL on audit_chainlink) and their
+    links, as an attacker covering their tracks would."""
+    tamper(f"DELETE FROM audit_securityevent WHERE {AT.format(where)}")
+    tamper(f"DELETE FROM audit_chainlink WHERE {where}")
 
 
 @pytest.fixture

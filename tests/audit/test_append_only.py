@@ -2,10 +2,9 @@
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.utils import timezone
 
 from audit.checkpoints import checkpoint_write
-from audit.models import AppendOnlyError, Checkpoint, SecurityEvent
+from audit.models import AppendOnlyError, ChainLink, Checkpoint, SecurityEvent
 from tests.accounts.factories import UserFactory
 from tests.audit.conftest import postgresql_only, record_events
 
@@ -32,6 +31,20 @@ def test_the_model_refuses_to_change_or_delete_an_event(sealed_events):
     with pytest.raises(AppendOnlyError):
         SecurityEvent.objects.bulk_update([event], ["actor_label"])
     assert SecurityEvent.objects.filter(actor_label="someone else").count() == 0
+
+
+def test_the_model_refuses_to_change_or_delete_a_chain_link(sealed_events):
+    sealed_events(2)
+    link = ChainLink.objects.first()
+    link.hash = "0" * 64
+    with pytest.raises(AppendOnlyError):
+        link.save()
+    with pytest.raises(AppendOnlyError):
+        link.delete()
+    with pytest.raises(AppendOnlyError):
+        ChainLink.objects.update(hash="0" * 64)
+    with pytest.raises(AppendOnlyError):
+        ChainLink.objects.all().delete()
 
 
 def test_the_model_refuses_to_change_or_delete_a_checkpoint(sealed_events):
@@ -78,16 +91,20 @@ def test_staff_who_are_not_superusers_do_not_see_events_in_the_admin(client, sea
     "statement",
     [
         "UPDATE audit_securityevent SET actor_label = 'x'",
-        "UPDATE audit_securityevent SET hash = repeat('0', 64)",
+        "UPDATE audit_securityevent SET user_agent = user_agent",
         "DELETE FROM audit_securityevent",
         "TRUNCATE audit_securityevent",
+        "UPDATE audit_chainlink SET hash = repeat('0', 64)",
+        "UPDATE audit_chainlink SET sealed_at = sealed_at",
+        "DELETE FROM audit_chainlink",
+        "TRUNCATE audit_chainlink",
     ],
 )
-def test_postgresql_refuses_to_change_delete_or_truncate_events(sealed_events, statement):
+def test_postgresql_refuses_to_change_delete_or_truncate_events_and_links(sealed_events, statement):
     sealed_events(2)
     with pytest.raises(DatabaseError, match="append-only"):
         sql(statement)
-    assert SecurityEvent.objects.count() == 2
+    assert SecurityEvent.objects.count() == ChainLink.objects.count() == 2
 
 
 @postgresql_only
@@ -103,11 +120,8 @@ def test_postgresql_refuses_to_change_delete_or_truncate_checkpoints(sealed_even
 
 
 @postgresql_only
-def test_postgresql_lets_an_unsealed_event_be_sealed_once_and_changed_in_no_other_way(db):
+def test_postgresql_refuses_any_update_of_an_event_even_before_it_is_sealed(db):
     record_events(1)
-    seal = "UPDATE audit_securityevent SET sequence = 1, hash = %s, previous_hash = %s, sealed_at = %s"
     with pytest.raises(DatabaseError, match="append-only"):
-        sql("UPDATE audit_securityevent SET sequence = 1, hash = %s, actor_label = 'x'", ["a" * 64])
-    sql(seal, ["a" * 64, "0" * 64, timezone.now()])
-    with pytest.raises(DatabaseError, match="append-only"):
-        sql(seal, ["b" * 64, "0" * 64, timezone.now()])
+        sql("UPDATE audit_securityevent SET actor_label = 'x'")
+    assert SecurityEvent.objects.get().actor_label != "x"

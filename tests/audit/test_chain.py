@@ -9,18 +9,18 @@ from audit import chain
 from audit.chain import GENESIS_HASH, HASHED_FIELDS, event_link_verifies, security_event_seal
 from audit.events import EventType
 from audit.keys import hmac_key_id
-from audit.models import SecurityEvent
+from audit.models import ChainLink, SecurityEvent, UnsealedEvent
 from audit.recorder import security_event_record
 from audit.signals import security_events_sealed
 from audit.verify import chain_verify
-from tests.audit.conftest import record_events, tamper
+from tests.audit.conftest import AT, record_events, tamper
 
 pytestmark = pytest.mark.django_db
 chain_seal = security_event_seal
 
 
 def chain_links():
-    return list(SecurityEvent.objects.order_by("sequence").values_list("sequence", "previous_hash", "hash"))
+    return list(ChainLink.objects.order_by("sequence").values_list("sequence", "previous_hash", "hash"))
 
 
 def test_sealed_events_form_one_chain_from_the_genesis(sealed_events):
@@ -40,6 +40,7 @@ def test_hash_is_the_hmac_of_the_documented_canonical_json(settings):
     )
     security_event_seal()
     event = SecurityEvent.objects.get()
+    link = event.link
 
     # docs/audit.md, "Canonical content": written out independently of audit.chain.
     content = {
@@ -47,7 +48,7 @@ def test_hash_is_the_hmac_of_the_documented_canonical_json(settings):
         "sequence": 1,
         "previous_hash": GENESIS_HASH,
         "key_id": hmac_key_id(settings.AUDIT_HMAC_KEY),
-        "sealed_at": event.sealed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "sealed_at": link.sealed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "event_type": "auth.login_failed",
         "actor_kind": "system",
         "actor_id": None,
@@ -65,13 +66,36 @@ def test_hash_is_the_hmac_of_the_documented_canonical_json(settings):
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     assert b'"details":{"a":{"b":null,"y":true},"z":[1,"\xc3\xa9"]}' in canonical
-    assert event.hash == hmac.new(settings.AUDIT_HMAC_KEY, canonical, hashlib.sha256).hexdigest()
+    assert link.hash == hmac.new(settings.AUDIT_HMAC_KEY, canonical, hashlib.sha256).hexdigest()
 
 
 def test_every_column_except_the_hash_itself_is_hashed():
     columns = {field.column for field in SecurityEvent._meta.concrete_fields}
+    columns |= {field.column for field in ChainLink._meta.concrete_fields} - {"event_id"}  # the event's id
     # A new column must be added to HASHED_FIELDS (a new canonical version) or declared derived here.
     assert columns == {*HASHED_FIELDS, "hash"}
+
+
+def test_the_database_queues_every_new_event_and_sealing_empties_the_queue(db):
+    record_events(3)
+    assert sorted(UnsealedEvent.objects.values_list("event_id", flat=True)) == sorted(
+        SecurityEvent.objects.values_list("id", flat=True)
+    )
+    security_event_seal()
+    assert not UnsealedEvent.objects.exists()
+    assert ChainLink.objects.count() == 3
+
+
+def test_a_second_link_for_an_event_or_a_place_is_refused(sealed_events):
+    from django.db import IntegrityError, transaction
+
+    sealed_events(2)
+    first = ChainLink.objects.get(sequence=1)
+    for sequence, event_id in ((3, first.event_id), (1, first.event_id + 1000)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ChainLink.objects.create(
+                sequence=sequence, event_id=event_id, previous_hash="0" * 64, hash="1" * 64, sealed_at=first.sealed_at
+            )
 
 
 def test_events_wait_inside_their_transaction_and_are_sealed_once_it_commits(
@@ -81,10 +105,10 @@ def test_events_wait_inside_their_transaction_and_are_sealed_once_it_commits(
     monkeypatch.setattr(chain, "security_event_seal", lambda: runs.append(chain_seal()))
     with django_capture_on_commit_callbacks(execute=True):
         record_events(3)
-        assert SecurityEvent.objects.filter(sequence__isnull=True).count() == 3
+        assert SecurityEvent.objects.filter(link__isnull=True).count() == 3
 
     assert runs == [3]  # one sealing per transaction, however many events
-    assert SecurityEvent.objects.filter(sequence__isnull=True).count() == 0
+    assert SecurityEvent.objects.filter(link__isnull=True).count() == 0
     assert chain_verify().ok
 
 
@@ -108,10 +132,10 @@ def test_sealing_announces_the_sealed_events_in_chain_order(django_capture_on_co
 
 def test_an_events_link_verifies_until_it_is_changed(sealed_events):
     sealed_events(3)
-    second = SecurityEvent.objects.get(sequence=2)
+    second = SecurityEvent.objects.get(link__sequence=2)
     assert event_link_verifies(second) is True
 
-    tamper("UPDATE audit_securityevent SET actor_label = 'someone else' WHERE sequence = 2")
+    tamper(f"UPDATE audit_securityevent SET actor_label = 'someone else' WHERE {AT.format('sequence = 2')}")
     assert event_link_verifies(second) is False
 
 
@@ -127,7 +151,7 @@ def test_events_sealed_before_a_key_rotation_verify_with_the_retired_key(setting
     settings.AUDIT_HMAC_RETIRED_KEYS = [old_key]
     sealed_events(2)
 
-    assert len(set(SecurityEvent.objects.values_list("key_id", flat=True))) == 2
+    assert len(set(ChainLink.objects.values_list("key_id", flat=True))) == 2
     assert chain_verify().ok
 
     settings.AUDIT_HMAC_RETIRED_KEYS = []

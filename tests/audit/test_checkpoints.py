@@ -22,7 +22,7 @@ from audit.checkpoints import (
     checkpoint_signature_valid,
     checkpoint_write,
 )
-from audit.models import Checkpoint, SecurityEvent
+from audit.models import ChainLink, Checkpoint, SecurityEvent
 from audit.tasks import audit_seal
 from audit.verify import chain_verify
 from config.celery import app as celery_app
@@ -40,7 +40,7 @@ def public_key() -> Ed25519PublicKey:
 def test_a_checkpoint_verifies_with_nothing_but_the_public_key(sealed_events):
     sealed_events(3)
     checkpoint = checkpoint_write()
-    head = SecurityEvent.objects.get(sequence=3)
+    head = ChainLink.objects.get(sequence=3)
     assert (checkpoint.kind, checkpoint.sequence, checkpoint.hash) == ("scheduled", 3, head.hash)
 
     # docs/audit.md, "Checkpoints": the signed bytes, written out independently.
@@ -172,4 +172,4 @@ def test_beat_seals_every_few_seconds_and_checkpoints_every_five_minutes():
 def test_the_beat_backstop_seals_what_a_crashed_process_left(db):
     record_events(3)  # committed, but the process died before its after-commit sealing
     assert audit_seal.delay().get() == 3
-    assert SecurityEvent.objects.filter(sequence__isnull=True).count() == 0
+    assert SecurityEvent.objects.filter(link__isnull=True).count() == 0

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit import chain
 from audit.events import EventType
-from audit.models import SecurityEvent
+from audit.models import ChainLink, SecurityEvent
 from audit.recorder import security_event_record
 from audit.verify import chain_verify
 from tests.audit.conftest import ON_POSTGRESQL, postgresql_only
@@ -56,13 +56,13 @@ def test_concurrent_writers_make_one_chain_without_gaps_or_forks():
         committed = sum(pool.map(writer, range(WRITERS), [barrier] * WRITERS))
 
     # Each writer sealed right after its own commits: nothing is left for the backstop.
-    assert SecurityEvent.objects.filter(sequence__isnull=True).count() == 0
-    sequences = list(SecurityEvent.objects.order_by("sequence").values_list("sequence", flat=True))
+    assert SecurityEvent.objects.filter(link__isnull=True).count() == 0
+    sequences = list(ChainLink.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, committed + 1))
     assert not SecurityEvent.objects.filter(details__t=3).exists()  # rolled back: never recorded
     report = chain_verify()
     assert report.ok, report.problems
-    lags = [e.sealed_at - e.created_at for e in SecurityEvent.objects.only("sealed_at", "created_at")]
+    lags = [link.sealed_at - link.event.created_at for link in ChainLink.objects.select_related("event")]
     assert max(lags) < timedelta(seconds=5)
 
 
@@ -74,8 +74,8 @@ def test_an_event_committed_while_another_process_seals_is_sealed_by_that_proces
     holding, release = threading.Event(), threading.Event()
     real_batch = chain._seal_batch
 
-    def slow_batch(model, using):
-        sealed = real_batch(model, using)
+    def slow_batch(using):
+        sealed = real_batch(using)
         if threading.current_thread().name == "sealer-a":
             holding.set()
             release.wait(10)
@@ -97,13 +97,11 @@ def test_an_event_committed_while_another_process_seals_is_sealed_by_that_proces
     with transaction.atomic():
         event_b = security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "b"})
     assert chain.security_event_seal() == 0  # A holds the lock: B gives up at once
-    event_b.refresh_from_db()
-    assert event_b.sequence is None
+    assert not ChainLink.objects.filter(event=event_b).exists()
     release.set()
     a.join(10)
 
-    event_b.refresh_from_db()
-    assert event_b.sequence == 3
+    assert ChainLink.objects.get(event=event_b).sequence == 3
     assert chain_verify().ok
 
 
@@ -115,8 +113,8 @@ def test_a_writer_waits_for_the_sealer_when_the_chain_falls_behind(monkeypatch):
     holding, release = threading.Event(), threading.Event()
     real_batch = chain._seal_batch
 
-    def slow_batch(model, using):
-        sealed = real_batch(model, using)
+    def slow_batch(using):
+        sealed = real_batch(using)
         if threading.current_thread().name == "sealer-a":
             holding.set()
             release.wait(10)
@@ -138,6 +136,5 @@ def test_a_writer_waits_for_the_sealer_when_the_chain_falls_behind(monkeypatch):
     threading.Timer(0.3, release.set).start()
     assert chain.security_event_seal() == 1  # waited for A's lock, then sealed the late event
     a.join(10)
-    late.refresh_from_db()
-    assert late.sequence is not None
+    assert ChainLink.objects.filter(event=late).exists()
     assert chain_verify().ok

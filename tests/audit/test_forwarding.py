@@ -18,7 +18,7 @@ from django.db import transaction
 from audit.events import EventType
 from audit.export import export_columns
 from audit.forwarding import security_events_forward
-from audit.models import SecurityEvent
+from audit.models import ChainLink, SecurityEvent
 from audit.recorder import security_event_record
 from tests.audit.auditor_fixtures import T0
 from tests.audit.test_export import run_verification_flow
@@ -71,7 +71,7 @@ def test_each_committed_event_is_forwarded_once_after_commit(forwarded, org_a):
     assert line["organization_label"] == "Alpha Corp"
     assert "\n" not in forwarded.lines[0]
     # Forwarded once sealed: the SIEM gets the chain too, in order.
-    stored = SecurityEvent.objects.get(pk=second.pk)
+    stored = ChainLink.objects.get(event_id=second.pk)
     assert forwarded.events[1]["sequence"] == stored.sequence == forwarded.events[0]["sequence"] + 1
     assert forwarded.events[1]["previous_hash"] == forwarded.events[0]["hash"]
     assert forwarded.events[1]["hash"] == stored.hash and len(stored.hash) == 64

@@ -9,12 +9,12 @@ from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from audit.chain import ROW_FIELDS, event_hash
+from audit.chain import LINK_ROW_PATHS, ROW_FIELDS, event_hash
 from audit.checkpoints import checkpoint_write
 from audit.keys import hmac_keys
-from audit.models import Checkpoint, SecurityEvent
+from audit.models import ChainLink, Checkpoint
 from audit.verify import chain_verify
-from tests.audit.conftest import record_events, tamper
+from tests.audit.conftest import AT, delete_events, record_events, tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_an_intact_log_verifies_and_the_command_exits_0(sealed_events):
 
 def test_a_changed_row_is_reported_at_its_sequence_and_the_command_exits_1(sealed_events):
     sealed_events(5)
-    tamper("UPDATE audit_securityevent SET details = %s WHERE sequence = 3", ['{"n": 99}'])
+    tamper(f"UPDATE audit_securityevent SET details = %s WHERE {AT.format('sequence = 3')}", ['{"n": 99}'])
 
     assert problems() == [("content_changed", 3)]
     status, _, err = verify_command()
@@ -53,18 +53,38 @@ def test_a_changed_row_is_reported_at_its_sequence_and_the_command_exits_1(seale
 
 def test_a_deleted_row_is_a_gap_in_the_sequence(sealed_events):
     sealed_events(5)
-    tamper("DELETE FROM audit_securityevent WHERE sequence = 3")
+    delete_events("sequence = 3")
 
     assert problems() == [("sequence_gap", 3)]
     status, _, err = verify_command()
     assert status == 1 and "[sequence_gap] sequence 3 missing" in err
 
 
+@pytest.mark.parametrize("table", ["audit_securityevent", "audit_chainlink"])
+def test_an_event_deleted_without_its_link_or_a_link_without_its_event_is_a_gap(sealed_events, table):
+    sealed_events(5)
+    where = AT.format("sequence = 3") if table == "audit_securityevent" else "sequence = 3"
+    tamper(f"DELETE FROM {table} WHERE {where}")
+
+    assert problems() == [("sequence_gap", 3)]
+
+
+def test_an_event_taken_off_the_sealers_queue_is_reported_once_it_is_stale(db):
+    with time_machine.travel(timezone.now() - timedelta(minutes=5)):
+        record_events(1)
+    tamper("DELETE FROM audit_unsealedevent")
+    record_events(1)
+    from audit.chain import security_event_seal
+
+    security_event_seal()
+    assert problems() == [("stale_unsealed", None)]
+
+
 def test_a_tail_cut_off_since_the_last_checkpoint_is_reported(sealed_events):
     sealed_events(5)
     checkpoint_write()
     sealed_events(2)
-    tamper("DELETE FROM audit_securityevent WHERE sequence > 3")
+    delete_events("sequence > 3")
 
     assert problems() == [("truncated_tail", 4)]
     status, _, err = verify_command()
@@ -74,7 +94,7 @@ def test_a_tail_cut_off_since_the_last_checkpoint_is_reported(sealed_events):
 
 def test_oldest_events_deleted_without_a_retention_checkpoint_are_reported(sealed_events):
     sealed_events(5)
-    tamper("DELETE FROM audit_securityevent WHERE sequence <= 2")
+    delete_events("sequence <= 2")
 
     assert problems() == [("missing_prefix", 3)]
 
@@ -82,16 +102,16 @@ def test_oldest_events_deleted_without_a_retention_checkpoint_are_reported(seale
 def test_a_chain_rewritten_with_the_stolen_hmac_key_is_caught_by_a_signed_checkpoint(sealed_events):
     sealed_events(5)
     checkpoint_write()
-    tamper("UPDATE audit_securityevent SET actor_label = 'nobody' WHERE sequence = 2")
+    tamper(f"UPDATE audit_securityevent SET actor_label = 'nobody' WHERE {AT.format('sequence = 2')}")
     # The attacker knows the HMAC key and re-hashes every event from there on...
     key = next(iter(hmac_keys().values()))
-    previous = SecurityEvent.objects.get(sequence=1).hash
+    previous = ChainLink.objects.get(sequence=1).hash
     for sequence in range(2, 6):
-        row = list(SecurityEvent.objects.filter(sequence=sequence).values_list(*ROW_FIELDS).get())
+        row = list(ChainLink.objects.filter(sequence=sequence).values_list(*LINK_ROW_PATHS).get())
         row[ROW_FIELDS.index("previous_hash")] = previous
         previous = event_hash(row[:-1], key)
         tamper(
-            "UPDATE audit_securityevent SET previous_hash = %s, hash = %s WHERE sequence = %s",
+            "UPDATE audit_chainlink SET previous_hash = %s, hash = %s WHERE sequence = %s",
             [row[ROW_FIELDS.index("previous_hash")], previous, sequence],
         )
     # ...but cannot sign a checkpoint without the Ed25519 key.
@@ -119,8 +139,8 @@ def test_deleted_checkpoints_are_noticed_through_their_copy_outside_the_database
     with django_capture_on_commit_callbacks(execute=True):
         checkpoint_write()
     assert checkpoint_file.read_text().count("\n") == 1
-    tamper("DELETE FROM audit_checkpoint", table="audit_checkpoint")
-    tamper("DELETE FROM audit_securityevent WHERE sequence > 2")
+    tamper("DELETE FROM audit_checkpoint")
+    delete_events("sequence > 2")
 
     report = chain_verify(checkpoint_file=str(checkpoint_file))
     assert [problem.kind for problem in report.problems] == ["checkpoint_deleted", "truncated_tail"]
@@ -158,16 +178,21 @@ def small_spans(monkeypatch):
     ("tampering", "expected"),
     [
         (None, []),
-        ("UPDATE audit_securityevent SET actor_label = 'x' WHERE sequence = 9", [("content_changed", 9)]),
-        ("DELETE FROM audit_securityevent WHERE sequence IN (6, 7, 8)", [("sequence_gap", 6)]),
-        ("DELETE FROM audit_securityevent WHERE sequence BETWEEN 4 AND 9", [("sequence_gap", 4)]),
-        ("DELETE FROM audit_securityevent WHERE sequence = 1", [("missing_prefix", 2)]),
+        (
+            f"UPDATE audit_securityevent SET actor_label = 'x' WHERE {AT.format('sequence = 9')}",
+            [("content_changed", 9)],
+        ),  # noqa: E501
+        ("sequence IN (6, 7, 8)", [("sequence_gap", 6)]),
+        ("sequence BETWEEN 4 AND 9", [("sequence_gap", 4)]),
+        ("sequence = 1", [("missing_prefix", 2)]),
     ],
 )
 def test_several_processes_find_what_one_finds(small_spans, tampering, expected):
     record_events(12)  # committed and sealed as they are recorded (no test transaction here)
-    if tampering:
+    if tampering and tampering.startswith("UPDATE"):
         tamper(tampering)
+    elif tampering:
+        delete_events(tampering)
 
     one, four = chain_verify(jobs=1), chain_verify(jobs=4)
     assert [(p.kind, p.sequence) for p in four.problems] == [(p.kind, p.sequence) for p in one.problems] == expected
