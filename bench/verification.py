@@ -91,13 +91,8 @@ class Seed:
 
 def seed(*, people: int, technicians: int) -> Seed:
     from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.cache import SessionStore
     from django.core.cache import cache
-    from django.utils import timezone
 
-    from accounts.middleware import LOGIN_AT_KEY
     from accounts.models import Organization, Person, Role, User
     from accounts.services import organization_assign_staff
 
@@ -128,14 +123,26 @@ def seed(*, people: int, technicians: int) -> Seed:
             user.groups.add(group)
             organization_assign_staff(actor=None, organization=org, user=user)
             TOTP.activate(user, generate_totp_secret())
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session[LOGIN_AT_KEY] = timezone.now().isoformat()
-        session.create()
-        sessions.append((session.session_key, secrets.token_hex(16)))
+        sessions.append((signed_in_session(user), secrets.token_hex(16)))
     return Seed(person_ids=[pk for pk, _ in ids], phones=dict(ids), sessions=sessions)
+
+
+def signed_in_session(user) -> str:
+    """A session key for ``user``, signed in with MFA just now (in the cache, as the portal keeps them)."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.cache import SessionStore
+    from django.utils import timezone
+
+    from accounts.middleware import LOGIN_AT_KEY
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session[LOGIN_AT_KEY] = timezone.now().isoformat()
+    session.create()
+    return session.session_key
 
 
 # --- Processes and their CPU time ---------------------------------------------------------

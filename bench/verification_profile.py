@@ -31,7 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.verification import ACCOUNT_SID, AUTH_TOKEN, CODE_FORM_RE, CODE_RE, environment  # noqa: E402
+from bench.verification import (  # noqa: E402
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CODE_FORM_RE,
+    CODE_RE,
+    environment,
+    signed_in_session,
+)
 
 STEPS = ("create", "send", "worker", "answer")
 
@@ -59,16 +66,12 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.cache import SessionStore
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
     import validation.tasks
-    from accounts.middleware import LOGIN_AT_KEY
     from accounts.models import Organization, Person, User
     from validation import services
     from validation.models import SendRecord
@@ -79,14 +82,8 @@ def main() -> None:
     cache.clear()
     organization = Organization.objects.get(slug="bench")
     technician = User.objects.get(email="bench-tech-0@bench.example")
-    session = SessionStore()
-    session[SESSION_KEY] = str(technician.pk)
-    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-    session[HASH_SESSION_KEY] = technician.get_session_auth_hash()
-    session[LOGIN_AT_KEY] = timezone.now().isoformat()
-    session.create()
     client = Client()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    client.cookies[settings.SESSION_COOKIE_NAME] = signed_in_session(technician)
 
     warm = 10
     people = [

@@ -40,40 +40,41 @@ def locked_staff(request: HttpRequest, organization: Organization) -> HttpRespon
 @login_required
 @org_admin_required
 def staff_unlock(request: HttpRequest, organization: Organization, pk: int) -> HttpResponse:
-    user = account_selectors.locked_staff_get_for_organization(organization=organization, pk=pk)
-    form = UnlockForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form_errors(form))
-        return redirect("access:locked_staff", slug=organization.slug)
-    try:
-        account_services.user_unlock(
-            actor=staff(request), user=user, reason=form.cleaned_data["reason"], request=request
-        )
-    except account_services.UnlockError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request,
-            f"{user} is unlocked and was emailed; they must sign in within {settings.STAFF_INACTIVE_LOCK_DAYS} days.",
-        )
-    return redirect("access:locked_staff", slug=organization.slug)
+    days = settings.STAFF_INACTIVE_LOCK_DAYS
+    return _lock_change(
+        request,
+        organization,
+        pk,
+        account_services.user_unlock,
+        f"{{}} is unlocked and was emailed; they must sign in within {days} days.",
+    )
 
 
 @require_POST
 @login_required
 @org_admin_required
 def staff_close(request: HttpRequest, organization: Organization, pk: int) -> HttpResponse:
+    return _lock_change(
+        request,
+        organization,
+        pk,
+        account_services.user_close,
+        "{}'s account is closed: nobody can unlock it; only a superuser can reopen it.",
+    )
+
+
+def _lock_change(request: HttpRequest, organization: Organization, pk: int, service, done: str) -> HttpResponse:
+    """Unlock or close one of the organisation's locked staff with the form's reason; the
+    service decides who may and says why not. ``done`` is the success message (``{}``: whom)."""
     user = account_selectors.locked_staff_get_for_organization(organization=organization, pk=pk)
     form = UnlockForm(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors(form))
         return redirect("access:locked_staff", slug=organization.slug)
     try:
-        account_services.user_close(
-            actor=staff(request), user=user, reason=form.cleaned_data["reason"], request=request
-        )
+        service(actor=staff(request), user=user, reason=form.cleaned_data["reason"], request=request)
     except account_services.UnlockError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{user}'s account is closed: nobody can unlock it; only a superuser can reopen it.")
+        messages.success(request, done.format(user))
     return redirect("access:locked_staff", slug=organization.slug)
