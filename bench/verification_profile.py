@@ -13,7 +13,7 @@ Prints, per step and per round trip: CPU milliseconds, queries, and Python funct
 --queries prints the last round trip's SQL; --profile N prints the N costliest functions
 (cumulative, cProfile). Run bench/verification.py once first: it creates the database, the
 organisation and the technicians this uses. It empties the send-limit ledger and the cache
-(REDIS_URL's database) before it starts.
+(REDIS_URL's database) before it starts, and migrates the database first.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import io
 import os
 import pstats
 import secrets
+import subprocess
 import sys
 import time
 from functools import partial
@@ -62,6 +63,8 @@ def main() -> None:
         on_request=lambda recorded: texts.__setitem__(recorded.value("To"), recorded.value("Body")),
     ).start()
     os.environ.update(environment(port=8911, twilio_url=api.base_url), ALLOWED_HOSTS="testserver")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=os.environ, check=True)
     import django
 
     django.setup()
