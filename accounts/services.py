@@ -130,10 +130,12 @@ def user_update(
         raise ValueError("This account is locked for inactivity: unlock it with a reason instead.")
     for name in changed:
         setattr(user, name, data[name])
+    saved = list(changed)
     if "is_active" in changed and user.is_active:
         user.unlocked_at = timezone.now()  # reopened: the inactivity clock restarts, as at an unlock
-    if changed:
-        user.save(update_fields=[*changed, *(["unlocked_at"] if "is_active" in changed and user.is_active else [])])
+        saved.append("unlocked_at")
+    if saved:
+        user.save(update_fields=saved)
     if groups is not None and set(groups) != set(user.groups.all()):
         user.groups.set(groups)
         changed.append("groups")

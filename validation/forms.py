@@ -9,6 +9,7 @@ from django.core.validators import RegexValidator
 from validation.channels import CHANNELS
 from validation.models import Action, ApprovalRequired, Method, VerificationPolicy
 from validation.policy import MAX_METHODS, policy_floor_errors
+from validation.services.policies import POLICY_FIELDS
 from validation.services.requests import TICKET_PATTERN
 
 SENDABLE_METHODS = [(m, label) for m, label in Method.choices if CHANNELS[m].sends_message]
@@ -90,16 +91,7 @@ class PolicyAdminForm(forms.ModelForm):
 
     class Meta:
         model = VerificationPolicy
-        fields = [
-            "organization",
-            "action",
-            "allowed_methods",
-            "min_methods",
-            "min_strong_methods",
-            "required_methods",
-            "privileged_extra_methods",
-            "approval_required",
-        ]
+        fields = ["organization", "action", *POLICY_FIELDS]
 
     def clean(self):
         data = super().clean()

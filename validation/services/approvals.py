@@ -46,7 +46,13 @@ from validation.channels.approval import (
 from validation.channels.sms import sms_send
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record, request_lock
-from validation.services.challenges import _expire, early_receipt_apply, locked_open_request, status_callback_url
+from validation.services.challenges import (
+    _expire,
+    challenge_created,
+    early_receipt_apply,
+    locked_open_request,
+    status_callback_url,
+)
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import approved_methods, person_lock_reason, verification_requirement
 
@@ -145,16 +151,7 @@ def _create(verification: VerificationRequest, method: str, approver: Person, *,
         expires_at=min(now + channel_for(method).lifetime(), verification.expires_at),
     )
     ChallengeApproval.objects.create(challenge=challenge, approver=approver, link_sent_via=via)
-    bump(verification.pk)
-    record(
-        EventType.VERIFICATION_CHALLENGE_CREATED,
-        verification,
-        actor=actor,
-        request=request,
-        challenge=challenge.pk,
-        method=method,
-        approver=approver.pk,
-    )
+    challenge_created(verification, challenge, actor=actor, request=request, approver=approver.pk)
     from validation.tasks import approval_send
 
     transaction.on_commit(lambda: approval_send.delay(challenge.pk))

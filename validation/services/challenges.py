@@ -83,6 +83,12 @@ def challenge_create(verification: VerificationRequest, method: str, *, status: 
     elif method == Method.SMS_REPLY:
         challenge.match_number = reply_match_number(verification.person)
     challenge.save()
+    challenge_created(verification, challenge, actor=actor, request=request)
+    return challenge
+
+
+def challenge_created(verification: VerificationRequest, challenge: Challenge, *, actor, request, **details) -> None:
+    """A new challenge on the request: the live view's version moves and the event is recorded."""
     bump(verification.pk)
     record(
         EventType.VERIFICATION_CHALLENGE_CREATED,
@@ -90,9 +96,9 @@ def challenge_create(verification: VerificationRequest, method: str, *, status: 
         actor=actor,
         request=request,
         challenge=challenge.pk,
-        method=method,
+        method=challenge.method,
+        **details,
     )
-    return challenge
 
 
 @records_refusals

@@ -102,15 +102,26 @@ def twilio_configured(view):
     return wrapper
 
 
+def twilio_signed(view):
+    """403 unless Twilio signed the request; the refusal is recorded (``_record_rejection``)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not twilio_signature_valid(request):
+            reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
+            _record_rejection(request, reason, webhook=view.__name__)
+            return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @csrf_exempt
 @twilio_configured
 @require_POST
+@twilio_signed
 def twilio_status(request: HttpRequest) -> HttpResponse:
     """Delivery receipt for a text: sent, delivered, undelivered, failed."""
-    if not twilio_signature_valid(request):
-        reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
-        _record_rejection(request, reason, webhook="twilio_status")
-        return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
     try:
         fields = status_callback_fields(request.POST)
     except BadCallback as exc:
@@ -123,13 +134,10 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @twilio_configured
 @require_POST
+@twilio_signed
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
     """A text to the portal's number: a reply to an SMS-reply challenge, or anything else
     (which changes nothing)."""
-    if not twilio_signature_valid(request):
-        reason = "invalid signature" if request.headers.get("X-Twilio-Signature") else "missing signature"
-        _record_rejection(request, reason, webhook="twilio_inbound")
-        return HttpResponseForbidden("Invalid or missing Twilio signature.", content_type="text/plain")
     try:
         fields = inbound_message_fields(request.POST)
     except BadCallback as exc:
