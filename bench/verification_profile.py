@@ -52,6 +52,7 @@ def main() -> None:
         "--calls", action="store_true", help="count Python function calls (cProfile; the CPU times then include it)"
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="with --calls: the N costliest functions")
+    parser.add_argument("--step", choices=STEPS, help="with --profile: only this step's functions")
     args = parser.parse_args()
 
     from tests.fakes.twilio_api import FakeTwilioApi
@@ -122,7 +123,8 @@ def main() -> None:
             if counting:
                 stats = pstats.Stats(counter)
                 calls[name] += stats.total_calls
-                combined = stats if combined is None else combined.add(stats)
+                if args.step in (None, name):
+                    combined = stats if combined is None else combined.add(stats)
         if n == len(people) - 1:
             last_sql.extend((name, q["sql"]) for q in captured.captured_queries)
         return result
