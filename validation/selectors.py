@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connection
 from django.db.models import QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, Person, User
-from accounts.rows import ModelColumns, placeholders
+from accounts.rows import JoinedRead, placeholders
 from accounts.selectors import organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
@@ -23,8 +22,6 @@ from validation.models import (
     Action,
     Challenge,
     Method,
-    PersonAuthenticator,
-    PersonVerificationState,
     VerificationPolicy,
     VerificationRequest,
 )
@@ -60,92 +57,57 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     """The request with its organisation, technician, person, the person's manager,
     authenticator and lock state, and its challenges; Http404 when it does not exist or
     belongs to an organisation the user may not see. What the live view shows after every
-    answer: the join is written out (``accounts.rows``), as ``select_related`` over these six
-    tables cost more CPU to compile than the rest of the request."""
-    organization_ids = organization_ids_for_user(user=user)
-    if not organization_ids or not 0 < pk <= _BIGINT_MAX:  # the ORM finds nothing; the database would refuse
-        raise Http404("No such verification")
-    with connections[_READ_DB].cursor() as cursor:
-        cursor.execute(_detail_sql(len(organization_ids)), [pk, *organization_ids])
-        row = cursor.fetchone()
-        if row is None:
-            raise Http404("No such verification")
-        verification = _detail_instances(row)
-        cursor.execute(_CHALLENGES_SQL, [pk])
-        challenges = [_CHALLENGE.instance(row, 0, _READ_DB) for row in cursor.fetchall()]
+    answer: written out (``accounts.rows``), as ``select_related`` over these six tables
+    cost more CPU to compile than the rest of the request."""
+    verification = _scoped(_DETAIL, user=user, pk=pk)
+    person = verification.person
+    if person.organization_id == verification.organization_id:
+        Person._meta.get_field("organization").set_cached_value(person, verification.organization)
+    challenges = _CHALLENGES.fetch_all(_CHALLENGES_OF + " ORDER BY c.created_at, c.id", [pk])
     for challenge in challenges:
-        _cache(Challenge, "request", challenge, verification)
+        Challenge._meta.get_field("request").set_cached_value(challenge, verification)
     _prefetched(verification, "challenges", challenges)
-    approvals = [c for c in verification.challenges.all() if c.method in APPROVAL_METHODS]
+    approvals = [c for c in challenges if c.method in APPROVAL_METHODS]
     if approvals:
         prefetch_related_objects(approvals, "approval__approver")  # reverse one-to-one, then the approver
     return verification
 
 
-_READ_DB = DEFAULT_DB_ALIAS
 _BIGINT_MAX = 2**63 - 1
-_REQUEST = ModelColumns(VerificationRequest, "r")
-_ORGANIZATION = ModelColumns(Organization, "o")
-_TECHNICIAN = ModelColumns(User, "t")
-_PERSON = ModelColumns(Person, "p")
-_MANAGER = ModelColumns(Person, "m")
-_AUTHENTICATOR = ModelColumns(PersonAuthenticator, "a")
-_STATE = ModelColumns(PersonVerificationState, "s")
-_DETAIL_COLUMNS = (_REQUEST, _ORGANIZATION, _TECHNICIAN, _PERSON, _MANAGER, _AUTHENTICATOR, _STATE)
-
-
-_CHALLENGE = ModelColumns(Challenge, "c")
-_CHALLENGES_SQL = (
-    f"SELECT {_CHALLENGE.select()} FROM {_CHALLENGE.table}"  # noqa: S608 - names from the model
-    f" WHERE c.{Challenge._meta.get_field('request').column} = %s ORDER BY c.created_at, c.id"
+_DETAIL = JoinedRead(
+    VerificationRequest,
+    "r",
+    ("r", "organization", "o"),
+    ("r", "technician", "t"),
+    ("r", "person", "p"),
+    ("p", "manager", "m"),
+    ("p", "authenticator", "a"),
+    ("p", "verification_state", "s"),
 )
+_BARE = JoinedRead(VerificationRequest, "r")
+_CHALLENGES = JoinedRead(Challenge, "c")
+_CHALLENGES_OF = f"c.{Challenge._meta.get_field('request').column} = %s"
 
 
-def _column(model, name: str) -> str:
-    return model._meta.get_field(name).column
+def _in_scope(*, user: User, pk: int) -> tuple[str, list[int]]:
+    """The condition (on alias ``r``) and its values for "request ``pk``, in one of the
+    user's organisations"; Http404 when nothing can match."""
+    organization_ids = organization_ids_for_user(user=user)
+    if not organization_ids or not 0 < pk <= _BIGINT_MAX:  # the ORM finds nothing; the database would refuse
+        raise Http404("No such verification")
+    where = f"r.id = %s AND r.{_ORGANIZATION_COLUMN} IN ({placeholders(len(organization_ids))})"
+    return where, [pk, *organization_ids]
 
 
-@cache
-def _detail_sql(organizations: int) -> str:
-    request, person = VerificationRequest, Person
-    return (
-        f"SELECT {', '.join(c.select() for c in _DETAIL_COLUMNS)}"  # noqa: S608 - names from the models
-        f" FROM {_REQUEST.table}"
-        f" JOIN {_ORGANIZATION.table} ON o.id = r.{_column(request, 'organization')}"
-        f" JOIN {_TECHNICIAN.table} ON t.id = r.{_column(request, 'technician')}"
-        f" JOIN {_PERSON.table} ON p.id = r.{_column(request, 'person')}"
-        f" LEFT JOIN {_MANAGER.table} ON m.id = p.{_column(person, 'manager')}"
-        f" LEFT JOIN {_AUTHENTICATOR.table} ON a.{_column(PersonAuthenticator, 'person')} = p.id"
-        f" LEFT JOIN {_STATE.table} ON s.{_column(PersonVerificationState, 'person')} = p.id"
-        f" WHERE r.id = %s AND r.{_column(request, 'organization')} IN ({placeholders(organizations)})"
-    )
-
-
-def _detail_instances(row) -> VerificationRequest:
-    """The instances of one row, tied together as ``select_related`` ties them (a missing
-    manager, authenticator or state is remembered as missing: no query later)."""
-    at = 0
-    found = []
-    for columns in _DETAIL_COLUMNS:
-        found.append(columns.instance(row, at, _READ_DB))
-        at += columns.width
-    verification, organization, technician, person, manager, authenticator, state = found
-    _cache(VerificationRequest, "organization", verification, organization)
-    _cache(VerificationRequest, "technician", verification, technician)
-    _cache(VerificationRequest, "person", verification, person)
-    _cache(Person, "manager", person, manager)
-    for model, value in ((PersonAuthenticator, authenticator), (PersonVerificationState, state)):
-        field = model._meta.get_field("person")
-        field.remote_field.set_cached_value(person, value)  # person.authenticator / .verification_state
-        if value is not None:
-            field.set_cached_value(value, person)
-    if person.organization_id == organization.pk:
-        _cache(Person, "organization", person, organization)
+def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:
+    """The request ``pk`` through ``read`` if it is in one of the user's organisations; else Http404."""
+    verification = read.fetch(*_in_scope(user=user, pk=pk))
+    if verification is None:
+        raise Http404("No such verification")
     return verification
 
 
-def _cache(model, name: str, instance, value) -> None:
-    model._meta.get_field(name).set_cached_value(instance, value)
+_ORGANIZATION_COLUMN = VerificationRequest._meta.get_field("organization").column
 
 
 def _prefetched(instance, name: str, rows: list) -> None:
@@ -159,26 +121,28 @@ def _prefetched(instance, name: str, rows: list) -> None:
 def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:
     """The bare request row (no related rows), for an action the services then load and
     lock themselves; Http404 like ``verification_get_for_user``."""
-    try:
-        return verification_list_for_user(user=user).get(pk=pk)
-    except VerificationRequest.DoesNotExist:
-        raise Http404("No such verification") from None
+    return _scoped(_BARE, user=user, pk=pk)
 
 
 def verification_version_for_user(*, user: User, pk: int) -> int:
-    """The request's version, in one scoped query: the live view's "anything new?" check."""
-    version = verification_list_for_user(user=user).filter(pk=pk).values_list("version", flat=True).first()
-    if version is None:
+    """The request's version, in one scoped query: the live view's "anything new?" check,
+    every second on every open page (written out like ``verification_get_for_user``)."""
+    where, values = _in_scope(user=user, pk=pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT r.version FROM {VerificationRequest._meta.db_table} r WHERE {where}", values)  # noqa: S608
+        row = cursor.fetchone()
+    if row is None:
         raise Http404("No such verification")
-    return version
+    return row[0]
 
 
 def challenge_get_for_verification(*, verification: VerificationRequest, pk: int) -> Challenge:
-    try:
-        challenge = Challenge.objects.get(pk=pk, request_id=verification.pk)
-    except Challenge.DoesNotExist:
-        raise Http404("No such challenge") from None
-    challenge.request = verification
+    challenge = (
+        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if pk <= _BIGINT_MAX else None
+    )
+    if challenge is None:
+        raise Http404("No such challenge")
+    Challenge._meta.get_field("request").set_cached_value(challenge, verification)
     return challenge
 
 

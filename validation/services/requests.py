@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -27,11 +27,20 @@ def _may_work_on(user: User, person: Person) -> bool:
 
 
 def person_lock_reason(person: Person) -> str | None:
-    """Why verification is locked for the person, or None; read now (never a cached row)."""
-    state = PersonVerificationState.objects.filter(person=person, locked_at__isnull=False).first()
-    if state is None:
+    """Why verification is locked for the person, or None; read now (never a cached row).
+    Asked on every request start and send, so written out."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_REASON_SQL, [person.pk])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return state.locked_reason or "Verification is locked for this person"
+    return row[0] or "Verification is locked for this person"
+
+
+_LOCK_REASON_SQL = (
+    f"SELECT locked_reason FROM {PersonVerificationState._meta.db_table}"  # noqa: S608 - the model's table
+    " WHERE person_id = %s AND locked_at IS NOT NULL"
+)
 
 
 def person_state_ensure(person: Person) -> None:
