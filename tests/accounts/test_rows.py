@@ -1,0 +1,82 @@
+"""accounts.rows: written-out reads give the instances the ORM gives (values converted for
+the database in use, relations cached both ways, a missing row remembered as missing), and
+lock the first table's row where the database can."""
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Person
+from accounts.rows import JoinedRead, placeholders
+from tests.accounts.factories import OrganizationFactory, PersonFactory
+from validation.models import PersonVerificationState
+
+PERSON_WITH_STATE = JoinedRead(
+    Person,
+    "p",
+    ("p", "organization", "o"),
+    ("p", "manager", "m"),
+    ("p", "verification_state", "s"),
+)
+
+
+def _fields(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+def test_a_joined_read_equals_select_related(django_assert_num_queries):
+    org = OrganizationFactory()
+    manager = PersonFactory(organization=org)
+    person = PersonFactory(organization=org, manager=manager, privileged=True)
+    locked = timezone.now()
+    PersonVerificationState.objects.create(person=person, consecutive_failures=3, locked_at=locked, locked_reason="x")
+    expected = type(person).objects.select_related("organization", "manager", "verification_state").get(pk=person.pk)
+    with django_assert_num_queries(1):
+        got = PERSON_WITH_STATE.fetch("p.id = %s", [person.pk])
+    with django_assert_num_queries(0):
+        assert _fields(got) == _fields(expected)
+        assert _fields(got.organization) == _fields(expected.organization)
+        assert _fields(got.manager) == _fields(expected.manager)
+        assert _fields(got.verification_state) == _fields(expected.verification_state)
+        assert got.verification_state.person is got  # both sides of the one-to-one
+        assert got.verification_state.locked_at == locked and locked.tzinfo is not None
+        assert got._state.adding is False and got._state.db == "default"
+
+
+@pytest.mark.django_db
+def test_missing_rows_cost_no_query_later(django_assert_num_queries):
+    person = PersonFactory()
+    got = PERSON_WITH_STATE.fetch("p.id = %s", [person.pk])
+    with django_assert_num_queries(0):
+        assert got.manager is None
+        with pytest.raises(type(person).verification_state.RelatedObjectDoesNotExist):
+            got.verification_state  # noqa: B018 - the access is the test
+    assert PERSON_WITH_STATE.fetch("p.id = %s", [person.pk + 1000]) is None
+
+
+@pytest.mark.django_db
+def test_fetch_all_keeps_the_order_asked_for():
+    org = OrganizationFactory()
+    people = [PersonFactory(organization=org, full_name=name) for name in ("Cy", "Al", "Bo")]
+    got = PERSON_WITH_STATE.fetch_all("p.organization_id = %s ORDER BY p.full_name", [org.pk])
+    assert [p.full_name for p in got] == ["Al", "Bo", "Cy"]
+    assert {p.pk for p in got} == {p.pk for p in people}
+
+
+@pytest.mark.django_db
+def test_lock_takes_the_first_tables_row_where_the_database_can():
+    sql = PERSON_WITH_STATE.sql("p.id = %s", lock=True)
+    if connection.vendor == "postgresql":
+        assert sql.endswith(" FOR UPDATE OF p")
+    else:
+        assert "FOR UPDATE" not in sql
+    assert "FOR UPDATE" not in PERSON_WITH_STATE.sql("p.id = %s")
+    person = PersonFactory()
+    with transaction.atomic():
+        assert PERSON_WITH_STATE.fetch("p.id = %s", [person.pk], lock=True).pk == person.pk
+
+
+def test_placeholders_never_make_an_empty_list():
+    assert placeholders(0) == "%s"
+    assert placeholders(3) == "%s, %s, %s"
