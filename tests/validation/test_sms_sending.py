@@ -193,3 +193,25 @@ def test_texts_carry_names_as_written_not_html_escaped(fake_twilio, send_code, p
     send_code()
     [sent] = fake_twilio.requests
     assert sent.value("Body").startswith("O'Neil & Sons <Ltd> helpdesk: your verification code is ")
+
+
+def test_the_proxy_environment_is_read_once_and_still_obeyed(fake_twilio, monkeypatch):
+    """HTTPS_PROXY/HTTP_PROXY and NO_PROXY are read when the client is made (not per text),
+    and still decide the route: a proxy that answers nothing makes the send fail, NO_PROXY
+    for the API's host sends it directly."""
+    from validation.channels import sms
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing listens
+    sms._client.cache_clear()
+    with pytest.raises(SendError):
+        sms_send(to="+12025550101", body="hello", status_callback=CALLBACK_URL)
+    assert sms._client().http_client.session.trust_env is False
+    assert sms._client().http_client.proxy.get("http") == "http://127.0.0.1:9"
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    sms._client.cache_clear()
+    assert sms_send(to="+12025550101", body="hello", status_callback=CALLBACK_URL).startswith("SM")
+    monkeypatch.setenv("NO_PROXY", "")  # read once: changing it now changes nothing for this client
+    assert sms_send(to="+12025550101", body="hello again", status_callback=CALLBACK_URL).startswith("SM")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
+from django.db import connection
 from django.http import HttpRequest
 
 from accounts.services import ServiceError
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
-from validation.models import VerificationRequest
+from validation.models import Challenge, VerificationRequest
 
 
 class VerificationError(ServiceError):
@@ -38,20 +38,37 @@ def record(
 
 
 def bump(verification_id: int) -> None:
-    """Tell the technician's live view that something changed."""
-    VerificationRequest.objects.filter(pk=verification_id).update(version=F("version") + 1)
+    """Tell the technician's live view that something changed (written out: every change
+    of a request or its challenges asks it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BUMP_SQL, [verification_id])
 
 
-def request_lock(**challenge: Any) -> bool:
-    """Lock the row of the request that the challenge matching ``challenge`` (lookups on
-    Challenge, e.g. ``pk=...``) belongs to; False when no challenge matches.
+def request_lock(*, pk: int | None = None, provider_message_id: str | None = None) -> bool:
+    """Lock the row of the request that the challenge with this ``pk`` (or provider message
+    id) belongs to; False when no challenge matches.
 
     The lock order everywhere is the person's verification state (``person_state_lock``, on
     paths that may change it), then the request's row, then the challenge's: answers lock the
     request first (``locked_open_request``), so a worker or webhook path that changes a
     challenge and then bumps its request takes the request first too, or each could wait
     for the other (a deadlock PostgreSQL breaks by failing one of them)."""
-    lookups = {f"challenges__{name}": value for name, value in challenge.items()}
-    return bool(
-        VerificationRequest.objects.select_for_update(of=("self",)).filter(**lookups).values_list("pk", flat=True)
-    )
+    if (pk is None) == (provider_message_id is None):
+        raise TypeError("request_lock takes one of pk and provider_message_id")
+    if pk is not None and not 0 < pk <= 2**63 - 1:  # no such row; the database would refuse the number
+        return False
+    column, value = ("id", pk) if pk is not None else ("provider_message_id", provider_message_id)
+    sql = _REQUEST_LOCK_SQL.format(column=column)
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF r" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        return bool(cursor.fetchall())
+
+
+_REQUESTS, _CHALLENGES = VerificationRequest._meta.db_table, Challenge._meta.db_table
+_BUMP_SQL = f"UPDATE {_REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
+_REQUEST_LOCK_SQL = (
+    f"SELECT r.id FROM {_REQUESTS} r JOIN {_CHALLENGES} c ON c.request_id = r.id"  # noqa: S608 - the models' tables
+    " WHERE c.{column} = %s"
+)

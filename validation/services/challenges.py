@@ -156,6 +156,17 @@ def status_callback_url() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("validation:twilio_status")
 
 
+# The worker's read of a challenge to send, with what composing and recording it needs.
+_QUEUED_CHALLENGE = JoinedRead(
+    Challenge,
+    "c",
+    ("c", "request", "r"),
+    ("r", "person", "p"),
+    ("r", "organization", "o"),
+    ("r", "technician", "t"),
+)
+
+
 def challenge_dispatch(*, challenge_id: int) -> None:
     """Compose and send a queued challenge. Raises SendError for a transient failure (the
     task retries); a permanent one marks the challenge failed. Never holds a row lock
@@ -163,12 +174,7 @@ def challenge_dispatch(*, challenge_id: int) -> None:
     with transaction.atomic():
         if not request_lock(pk=challenge_id):
             return
-        challenge = (
-            Challenge.objects.select_for_update(of=("self",))
-            .select_related("request__person", "request__organization", "request__technician")
-            .filter(pk=challenge_id, status=Challenge.Status.QUEUED)
-            .first()
-        )
+        challenge = _QUEUED_CHALLENGE.fetch("c.id = %s AND c.status = %s", [challenge_id, Challenge.Status.QUEUED.value], lock=True)
         if challenge is None:
             return
         if challenge.expires_at <= timezone.now():
