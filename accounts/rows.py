@@ -11,6 +11,7 @@ then ``Model.from_db``. Every value stays a bound parameter.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -104,11 +105,7 @@ class JoinedRead(Generic[M]):
         """``SELECT ... WHERE <where>``; with ``lock``, the first table's row is locked
         (``FOR UPDATE OF``) where the database can lock rows."""
         statement = f"SELECT {self.select_sql} FROM {self.from_sql} WHERE {where}"  # noqa: S608 - names from models
-        features = connections[using].features
-        if lock and features.has_select_for_update:
-            root = self.parts[0][0].alias
-            statement += f" FOR UPDATE OF {root}" if features.has_select_for_update_of else " FOR UPDATE"
-        return statement
+        return statement + lock_clause(self.parts[0][0].alias, using=using) if lock else statement
 
     def instance(self, row: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> M:
         found: dict[str, Any] = {}
@@ -137,3 +134,30 @@ class JoinedRead(Generic[M]):
         with connections[using].cursor() as cursor:
             cursor.execute(self.sql(where, using=using), params)
             return [self.instance(row, using) for row in cursor.fetchall()]
+
+
+def execute(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Run one written-out statement; the number of rows it changed."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def column_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """The first column of every row a written-out SELECT returns (ids, names: no conversion)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def db_time(value: datetime, *, using: str = DEFAULT_DB_ALIAS) -> Any:
+    """A time as the database takes it in a written-out statement (SQLite keeps text)."""
+    return connections[using].ops.adapt_datetimefield_value(value)
+
+
+def lock_clause(alias: str, *, using: str = DEFAULT_DB_ALIAS) -> str:
+    """`` FOR UPDATE OF <alias>`` where the database locks rows (PostgreSQL), else nothing."""
+    features = connections[using].features
+    if not features.has_select_for_update:
+        return ""
+    return f" FOR UPDATE OF {alias}" if features.has_select_for_update_of else " FOR UPDATE"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest
 
+from accounts.rows import column_values, execute, lock_clause
 from accounts.services import ServiceError
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
@@ -40,8 +40,7 @@ def record(
 def bump(verification_id: int) -> None:
     """Tell the technician's live view that something changed (written out: every change
     of a request or its challenges asks it)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_BUMP_SQL, [verification_id])
+    execute(_BUMP_SQL, [verification_id])
 
 
 def request_lock(*, pk: int | None = None, provider_message_id: str | None = None) -> bool:
@@ -58,17 +57,13 @@ def request_lock(*, pk: int | None = None, provider_message_id: str | None = Non
     if pk is not None and not 0 < pk <= 2**63 - 1:  # no such row; the database would refuse the number
         return False
     column, value = ("id", pk) if pk is not None else ("provider_message_id", provider_message_id)
-    sql = _REQUEST_LOCK_SQL.format(column=column)
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF r" if connection.features.has_select_for_update_of else " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value])
-        return bool(cursor.fetchall())
+    return bool(column_values(_REQUEST_LOCK_SQL.format(column=column) + lock_clause("r"), [value]))
 
 
-_REQUESTS, _CHALLENGES = VerificationRequest._meta.db_table, Challenge._meta.db_table
-_BUMP_SQL = f"UPDATE {_REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
+REQUESTS, CHALLENGES = VerificationRequest._meta.db_table, Challenge._meta.db_table
+OPEN_VALUES = [status.value for status in Challenge.OPEN_STATUSES]  # for written-out statements
+_BUMP_SQL = f"UPDATE {REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
 _REQUEST_LOCK_SQL = (
-    f"SELECT r.id FROM {_REQUESTS} r JOIN {_CHALLENGES} c ON c.request_id = r.id"  # noqa: S608 - the models' tables
+    f"SELECT r.id FROM {REQUESTS} r JOIN {CHALLENGES} c ON c.request_id = r.id"  # noqa: S608 - the models' tables
     " WHERE c.{column} = %s"
 )

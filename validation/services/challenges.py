@@ -174,7 +174,9 @@ def challenge_dispatch(*, challenge_id: int) -> None:
     with transaction.atomic():
         if not request_lock(pk=challenge_id):
             return
-        challenge = _QUEUED_CHALLENGE.fetch("c.id = %s AND c.status = %s", [challenge_id, Challenge.Status.QUEUED.value], lock=True)
+        challenge = _QUEUED_CHALLENGE.fetch(
+            "c.id = %s AND c.status = %s", [challenge_id, Challenge.Status.QUEUED.value], lock=True
+        )
         if challenge is None:
             return
         if challenge.expires_at <= timezone.now():
