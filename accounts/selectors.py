@@ -19,6 +19,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_users_with_perms
 
 from accounts.models import ImportJob, Organization, Person, Role, User
+from accounts.rows import JoinedRead, placeholders
 
 ORG_PERMISSION = "accounts.work_on_organization"
 ORG_CODENAME = "work_on_organization"
@@ -133,11 +134,30 @@ def person_list_for_user(*, user: User) -> QuerySet[Person]:
 
 
 def person_get_for_user(*, user: User, pk: int) -> Person:
-    """The person, or Http404 when they belong to an organisation the user may not see."""
-    try:
-        return person_list_for_user(user=user).select_related("organization", "manager").get(pk=pk)
-    except Person.DoesNotExist:
-        raise Http404("No such person") from None
+    """The person with their organisation and manager, or Http404 when they belong to an
+    organisation the user may not see. Every verification starts here: written out
+    (``accounts.rows``)."""
+    scope = in_scope(user=user, alias="p", pk=pk)
+    person = _PERSON.fetch(*scope) if scope else None
+    if person is None:
+        raise Http404("No such person")
+    return person
+
+
+_PERSON = JoinedRead(Person, "p", ("p", "organization", "o"), ("p", "manager", "m"))
+BIGINT_MAX = 2**63 - 1
+
+
+def in_scope(*, user: User, alias: str, pk: int) -> tuple[str, list[int]] | None:
+    """For a written-out read (``accounts.rows``) of the row ``pk`` of a table (alias
+    ``alias``) with an ``organization_id``: the condition that it is that row and in one of
+    the user's organisations, and its values; None when nothing can match (no organisation,
+    or a key no row can have, which the database would refuse)."""
+    organization_ids = organization_ids_for_user(user=user)
+    if not organization_ids or not 0 < pk <= BIGINT_MAX:
+        return None
+    where = f"{alias}.id = %s AND {alias}.organization_id IN ({placeholders(len(organization_ids))})"
+    return where, [pk, *organization_ids]
 
 
 def import_job_list_for_user(*, user: User) -> QuerySet[ImportJob]:

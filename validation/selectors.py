@@ -12,8 +12,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, Person, User
-from accounts.rows import JoinedRead, placeholders
-from accounts.selectors import organization_ids_for_user
+from accounts.rows import JoinedRead
+from accounts.selectors import BIGINT_MAX, in_scope, organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
 from validation.channels.base import phone_unavailable_reason
@@ -73,7 +73,6 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     return verification
 
 
-_BIGINT_MAX = 2**63 - 1
 _DETAIL = JoinedRead(
     VerificationRequest,
     "r",
@@ -89,25 +88,13 @@ _CHALLENGES = JoinedRead(Challenge, "c")
 _CHALLENGES_OF = f"c.{Challenge._meta.get_field('request').column} = %s"
 
 
-def _in_scope(*, user: User, pk: int) -> tuple[str, list[int]]:
-    """The condition (on alias ``r``) and its values for "request ``pk``, in one of the
-    user's organisations"; Http404 when nothing can match."""
-    organization_ids = organization_ids_for_user(user=user)
-    if not organization_ids or not 0 < pk <= _BIGINT_MAX:  # the ORM finds nothing; the database would refuse
-        raise Http404("No such verification")
-    where = f"r.id = %s AND r.{_ORGANIZATION_COLUMN} IN ({placeholders(len(organization_ids))})"
-    return where, [pk, *organization_ids]
-
-
 def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:
     """The request ``pk`` through ``read`` if it is in one of the user's organisations; else Http404."""
-    verification = read.fetch(*_in_scope(user=user, pk=pk))
+    scope = in_scope(user=user, alias="r", pk=pk)
+    verification = read.fetch(*scope) if scope else None
     if verification is None:
         raise Http404("No such verification")
     return verification
-
-
-_ORGANIZATION_COLUMN = VerificationRequest._meta.get_field("organization").column
 
 
 def _prefetched(instance, name: str, rows: list) -> None:
@@ -127,7 +114,10 @@ def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:
 def verification_version_for_user(*, user: User, pk: int) -> int:
     """The request's version, in one scoped query: the live view's "anything new?" check,
     every second on every open page (written out like ``verification_get_for_user``)."""
-    where, values = _in_scope(user=user, pk=pk)
+    scope = in_scope(user=user, alias="r", pk=pk)
+    if scope is None:
+        raise Http404("No such verification")
+    where, values = scope
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT r.version FROM {VerificationRequest._meta.db_table} r WHERE {where}", values)  # noqa: S608
         row = cursor.fetchone()
@@ -138,7 +128,7 @@ def verification_version_for_user(*, user: User, pk: int) -> int:
 
 def challenge_get_for_verification(*, verification: VerificationRequest, pk: int) -> Challenge:
     challenge = (
-        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if pk <= _BIGINT_MAX else None
+        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if pk <= BIGINT_MAX else None
     )
     if challenge is None:
         raise Http404("No such challenge")

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Organization, Role, User
+from accounts.rows import JoinedRead
 from accounts.selectors import user_works_on
 from audit.events import EventType
 from audit.recorder import security_event_record
@@ -32,9 +33,12 @@ def may_edit_policies(user: User, organization: Organization) -> bool:
     return user.has_role(Role.ORG_ADMIN) and user_works_on(user=user, organization=organization)
 
 
+_POLICY = JoinedRead(VerificationPolicy, "v")  # read at every request start: written out (accounts.rows)
+
+
 def policy_for(*, organization: Organization, action: str) -> VerificationPolicy:
     """The organisation's policy for an action, created from the defaults on first use."""
-    policy = VerificationPolicy.objects.filter(organization=organization, action=action).first()
+    policy = _POLICY.fetch("v.organization_id = %s AND v.action = %s", [organization.pk, action])
     if policy is not None:
         return policy
     try:
