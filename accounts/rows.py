@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -161,3 +162,35 @@ def lock_clause(alias: str, *, using: str = DEFAULT_DB_ALIAS) -> str:
     if not features.has_select_for_update:
         return ""
     return f" FOR UPDATE OF {alias}" if features.has_select_for_update_of else " FOR UPDATE"
+
+
+def insert(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """``instance.save()`` for a new row of a model without save signals or custom save
+    logic, as one written-out INSERT ... RETURNING its key: each field's ``pre_save`` (so
+    ``auto_now`` times are set) and its preparation for the database, as a save does."""
+    model = type(instance)
+    connection = connections[using]
+    if not connection.features.can_return_columns_from_insert:
+        instance.save(using=using)
+        return
+    fields = _insert_fields(model)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(model), values)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = using
+
+
+def _insert_fields(model: type[Model]) -> list:
+    return [field for field in model._meta.concrete_fields if not field.primary_key]
+
+
+@cache
+def _insert_sql(model: type[Model]) -> str:
+    fields = _insert_fields(model)
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    return (
+        f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({placeholders(len(fields))})"  # noqa: S608
+        f' RETURNING "{model._meta.pk.column}"'
+    )

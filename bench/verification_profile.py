@@ -53,6 +53,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="with --calls: the N costliest functions")
     parser.add_argument("--step", choices=STEPS, help="with --profile: only this step's functions")
+    parser.add_argument("--dump", metavar="FILE", help="with --calls: write the (step's) profile to FILE for pstats")
     args = parser.parse_args()
 
     from tests.fakes.twilio_api import FakeTwilioApi
@@ -157,6 +158,8 @@ def main() -> None:
     if args.queries:
         for name, sql in last_sql:
             print(f"[{name}] {' '.join(sql.split())[:200]}")
+    if combined is not None and args.dump:
+        combined.dump_stats(args.dump)
     if combined is not None and args.profile:
         out = io.StringIO()
         combined.stream = out

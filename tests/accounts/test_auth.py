@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from accounts.backends import AuthenticationBackend, ModelBackend
 from accounts.models import Role
 from tests.accounts.factories import PASSWORD, OrganizationFactory, UserFactory
 from tests.helpers import sign_in
@@ -124,3 +125,17 @@ def test_totp_enrolment_is_recorded_and_rotates_the_session(client):
     assert client.session.session_key != key_before
     assert SecurityEvent.objects.filter(event_type="auth.mfa_enrolled", actor_id=user.pk).exists()
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_backends_load_the_signed_in_user_as_django_does(django_assert_num_queries):
+    user = UserFactory()
+    gone = UserFactory(is_active=False)
+    for backend in (ModelBackend(), AuthenticationBackend()):
+        with django_assert_num_queries(1):
+            loaded = backend.get_user(user.pk)
+        assert loaded == user and loaded.email == user.email and loaded.password == user.password
+        assert loaded._state.adding is False
+        assert backend.get_user(gone.pk) is None  # inactive: may not sign in
+        for impossible in (user.pk + 10_000, 0, -1, 2**63, "1"):
+            assert backend.get_user(impossible) is None

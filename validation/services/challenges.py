@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.rows import JoinedRead
+from accounts.rows import JoinedRead, db_time, execute, insert
 from audit.events import EventType
 from validation import params
 from validation.channels import SendError, channel_for
@@ -21,7 +21,7 @@ from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
 from validation.models import Challenge, Method, SendRecord, VerificationRequest
-from validation.services._common import VerificationError, bump, record, request_lock
+from validation.services._common import CHALLENGES, VerificationError, bump, record, request_lock
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
@@ -92,7 +92,7 @@ def challenge_create(verification: VerificationRequest, method: str, *, status: 
         challenge.match_number, challenge.match_choices = match_numbers()
     elif method == Method.SMS_REPLY:
         challenge.match_number = reply_match_number(verification.person)
-    challenge.save()
+    insert(challenge)  # written out (accounts.rows), like the reads of the round trip
     challenge_created(verification, challenge, actor=actor, request=request)
     return challenge
 
@@ -121,7 +121,7 @@ def challenge_start(
     verification = locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
-    challenges = list(verification.challenges.filter(method=method))
+    challenges = _CHALLENGE_ROWS.fetch_all("c.request_id = %s AND c.method = %s", [verification.pk, method])
     approved = [c.method for c in challenges if c.status == Challenge.Status.APPROVED]
     challenge_method_check(verification, method, approved=approved, lock_checked=True)  # send_reserve checks it
     waiting = next((c for c in challenges if c.status in Challenge.WAITING_STATUSES), None)
@@ -167,6 +167,14 @@ _QUEUED_CHALLENGE = JoinedRead(
 )
 
 
+_CHALLENGE_ROWS = JoinedRead(Challenge, "c")
+_SECRETS_SQL = f"UPDATE {CHALLENGES} SET code_hmac = %s, link_nonce_hash = %s WHERE id = %s"  # noqa: S608
+_SENT_SQL = (
+    f"UPDATE {CHALLENGES} SET status = %s, sent_at = %s, provider_message_id = %s"  # noqa: S608 - the model's table
+    " WHERE id = %s AND status = %s"
+)
+
+
 def challenge_dispatch(*, challenge_id: int) -> None:
     """Compose and send a queued challenge. Raises SendError for a transient failure (the
     task retries); a permanent one marks the challenge failed. Never holds a row lock
@@ -189,7 +197,7 @@ def challenge_dispatch(*, challenge_id: int) -> None:
             challenge_send_failed(challenge_id=challenge_id, reason=f"Not sent: {unavailable}")
             return
         body = channel.compose(challenge)
-        challenge.save(update_fields=["code_hmac", "link_nonce_hash"])
+        execute(_SECRETS_SQL, [challenge.code_hmac, challenge.link_nonce_hash, challenge.pk])
     try:
         message_id = channel.deliver(challenge, body, status_callback=status_callback_url())
     except SendError as exc:
@@ -199,8 +207,15 @@ def challenge_dispatch(*, challenge_id: int) -> None:
         return
     with transaction.atomic():
         bump(challenge.request_id)  # the request's row first (request_lock)
-        sent = Challenge.objects.filter(pk=challenge_id, status=Challenge.Status.QUEUED).update(
-            status=Challenge.Status.SENT, sent_at=timezone.now(), provider_message_id=message_id
+        sent = execute(
+            _SENT_SQL,
+            [
+                Challenge.Status.SENT.value,
+                db_time(timezone.now()),
+                message_id,
+                challenge_id,
+                Challenge.Status.QUEUED.value,
+            ],
         )
         if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
             Challenge.objects.filter(pk=challenge_id).update(provider_message_id=message_id)

@@ -41,6 +41,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Person, User
+from accounts.rows import insert
 from audit.events import EventType
 from audit.recorder import security_event_record
 from validation import crypto
@@ -154,7 +155,7 @@ def send_reserve(
     if full is not None:
         limit, retry_at = full
         raise _limit_refusal(limit, retry_at, masked=destination_masked, method=method, **context)
-    record = SendRecord.objects.create(
+    record = SendRecord(
         kind=kind,
         method=method,
         organization=person.organization,
@@ -163,6 +164,7 @@ def send_reserve(
         destination_hash=destination_hash,
         created_at=now,
     )
+    insert(record)  # every text sent counts: written out (accounts.rows)
     return record
 
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Person, Role, User
-from accounts.rows import column_values, db_time, execute, lock_clause, placeholders
+from accounts.rows import column_values, db_time, execute, insert, lock_clause, placeholders
 from accounts.selectors import user_works_on
 from audit.events import EventType
 from validation import params
@@ -72,7 +72,7 @@ def verification_request_create(
         policy=policy_for(organization=person.organization, action=action), privileged=person.privileged
     )
     now = timezone.now()
-    verification = VerificationRequest.objects.create(
+    verification = VerificationRequest(
         organization=person.organization,
         person=person,
         technician=actor,
@@ -82,6 +82,7 @@ def verification_request_create(
         expires_at=now + params.request_lifetime(),
         policy_snapshot=requirement.as_snapshot(),
     )
+    insert(verification)  # written out (accounts.rows), like the reads of the round trip
     record(
         EventType.VERIFICATION_REQUEST_CREATED,
         verification,
