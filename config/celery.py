@@ -2,12 +2,32 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Database connections in the worker live as in the web processes: kept for CONN_MAX_AGE and
+# checked before their first use in each task (CONN_HEALTH_CHECKS), instead of Celery's Django
+# fixup closing them before and after every task, which made every task open a new PostgreSQL
+# connection (a third of the worker's CPU per text sent; docs/benchmarks.md). The fixup still
+# closes them every DB_REUSE_MAX tasks.
+app.conf["CELERY_DB_REUSE_MAX"] = 1000
+
+
+@task_prerun.connect(weak=False, dispatch_uid="config.celery.connections_before")
+@task_postrun.connect(weak=False, dispatch_uid="config.celery.connections_after")
+def _connections_checked(task=None, **kwargs) -> None:
+    """What Django does at the start and end of each request: close a connection that is
+    past its age or broken, and check the next one before it is used. Not for a task run
+    eagerly, inside the caller's request or transaction."""
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
+
 
 # Periodic work is listed here so the whole schedule is visible in one place.
 app.conf.beat_schedule = {

@@ -25,15 +25,18 @@ pytestmark = INTEGRATION_MARKS
 @pytest.fixture
 def celery_worker(transactional_db, fake_twilio, settings, tmp_path):
     """The worker on the test database, sending to the fake Twilio API."""
-    extra_env = {
+    with running_worker(tmp_path, name="validation", extra_env=_twilio_env(fake_twilio, settings)) as worker:
+        yield worker
+
+
+def _twilio_env(fake_twilio, settings) -> dict[str, str]:
+    return {
         "TWILIO_API_BASE_URL": fake_twilio.base_url,
         "TWILIO_ACCOUNT_SID": settings.TWILIO_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": settings.TWILIO_FROM_NUMBER,
         "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL,
     }
-    with running_worker(tmp_path, name="validation", extra_env=extra_env) as worker:
-        yield worker
 
 
 def _wait_until(condition, worker, what: str):
@@ -80,3 +83,43 @@ def test_challenge_goes_from_created_to_delivered_through_a_real_worker(
 
 def settings_callback_url() -> str:
     return django_settings.PUBLIC_BASE_URL.rstrip("/") + "/webhooks/twilio/status/"
+
+
+@pytest.fixture
+def celery_worker_keeping_connections(transactional_db, fake_twilio, settings, tmp_path):
+    """The worker as deployed: connections kept for DATABASE_CONN_MAX_AGE (the other tests'
+    worker closes them after each task)."""
+    extra_env = {**_twilio_env(fake_twilio, settings), "DATABASE_CONN_MAX_AGE": "60"}
+    with running_worker(tmp_path, name="validation-kept", extra_env=extra_env) as worker:
+        yield worker
+
+
+def test_the_worker_keeps_its_database_connection_from_task_to_task(
+    celery_worker_keeping_connections, tasks_go_to_the_broker, fake_twilio, technician, person
+):
+    """Celery's Django fixup would open a new PostgreSQL connection for every task; the
+    worker keeps one as the web processes do (config/celery.py)."""
+    celery_worker = celery_worker_keeping_connections
+    from django.db import connection
+
+    from tests.validation.factories import PersonFactory
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    people = [person, *(PersonFactory(organization=person.organization) for _ in range(3))]
+    opened = []
+    for n, someone in enumerate(people):
+        verification = services.verification_request_create(
+            actor=technician, person=someone, action=Action.OTHER, ticket_reference=f"INC-41{n:02d}"
+        )
+        challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+        _wait_until(
+            lambda c=challenge: Challenge.objects.filter(pk=c.pk, status=Challenge.Status.SENT).exists(),
+            celery_worker,
+            "the worker did not send the challenge",
+        )
+        opened.append(sessions())
+    assert opened[-1] == opened[0], f"sessions opened per task: {opened}"
