@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 from django.db import connections
 from django.db.models import Func, QuerySet, TextField
+from psycopg import pq
+from psycopg.abc import Buffer
 
 from audit import export
 from audit.models import SecurityEvent
@@ -24,9 +27,17 @@ from audit.models import SecurityEvent
 # "2026-03-02 09:01:00.123456+00" (the fraction trimmed the same way), and it costs
 # PostgreSQL a third less than to_json (docs/benchmarks.md).
 _ISO_TIME = "(replace({column}::text, ' ', 'T') || ':00')"
-_FORMULA_GUARD = (
-    "CASE WHEN LEFT({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || {column} ELSE {column} END"
-)
+# The first character's code point against those of =, +, -, @, tab and CR: ascii() builds no
+# substring, and the cell costs PostgreSQL about half what LEFT(...) IN (...) did.
+_FORMULA_GUARD = "CASE WHEN ascii({column}) IN (61, 43, 45, 64, 9, 13) THEN '''' || {column} ELSE {column} END"
+# Planner settings for the COPY, restored afterwards (also when a download is abandoned).
+# No plain index scan: an export reads every matching row, and reading the heap forwards (a
+# sequential or bitmap scan) in parallel workers that each sort their share is cheaper than
+# walking the time index backwards, whether each event's link is then looked up by its index
+# or hash-joined; the parallel walk of the index also stalls the workers on each other.
+# No JIT: compiling these expressions costs each process (leader and workers) about half a
+# second, more than it saves over 1,000,000 rows (docs/benchmarks.md).
+_PLANNER = (("enable_indexscan", "off"), ("jit", "off"))
 
 
 class _SQL(Func):
@@ -54,31 +65,56 @@ def _csv_cell(column: str) -> str:
     return column
 
 
-def _json_value(column: str) -> str:
-    """SQL for the column's JSON value. Free text goes through to_json (escaping); ids,
-    codes and hashes the portal writes itself are quoted as they are (nothing to escape)."""
-    if column in export.TIME_COLUMNS:
-        return f"COALESCE('\"' || {_ISO_TIME.format(column=column)} || '\"', 'null')"
+# Columns a JSON line quotes as they are: codes and ids the portal writes itself (nothing to
+# escape), never null; and the link's, null together when the event has no link yet.
+_JSON_PLAIN = ("event_type", "actor_kind", "target_type", "request_id")
+_JSON_LINK = ("previous_hash", "hash", "key_id")
+
+
+def _json_value(column: str) -> list[str]:
+    """The column's JSON value as concat() arguments: SQL, and literals in single quotes.
+    Free text goes through to_json (escaping)."""
+    if column in export.TIME_COLUMNS:  # created_at never null, sealed_at in the link's part
+        return ["'\"'", f"replace({column}::text, ' ', 'T')", "':00\"'"]  # _ISO_TIME, quoted
     if column == "source_ip":
-        return "COALESCE('\"' || HOST(source_ip) || '\"', 'null')"
+        return ["COALESCE('\"' || HOST(source_ip) || '\"', 'null')"]
     if column == "details":
-        return "details::text"
-    if column in ("id", "actor_id", "organization_id", "sequence"):
-        return f"COALESCE({column}::text, 'null')"
-    if column in ("event_type", "actor_kind", "target_type", "request_id"):
-        return f"'\"' || {column} || '\"'"
-    if column in ("previous_hash", "hash", "key_id"):  # from the link: null until sealed
-        return f"COALESCE('\"' || {column} || '\"', 'null')"
-    return f"to_json({column})::text"
+        return ["details::text"]
+    if column in ("id", "sequence"):  # never null (sequence: inside the link's part)
+        return [column]
+    if column in ("actor_id", "organization_id"):
+        return [f"COALESCE({column}::text, 'null')"]
+    if column in _JSON_PLAIN or column in _JSON_LINK:
+        return ["'\"'", column, "'\"'"]
+    return [f"to_json({column})::text"]
+
+
+def _concat(pieces: list[str]) -> str:
+    """concat() of the pieces, neighbouring literals merged into one."""
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and piece.startswith("'") and merged[-1].startswith("'") and piece.count("'") == 2:
+            merged[-1] = merged[-1][:-1] + piece[1:]
+        else:
+            merged.append(piece)
+    return f"concat({', '.join(merged)})"
 
 
 def _json_line_sql() -> str:
-    """One concat() of the whole line: one allocation, unlike a chain of ``||``."""
-    parts = []
+    """One concat() of the whole line: one allocation, unlike a chain of ``||``. The link's
+    columns are one CASE: an unsealed event has no link, so they are null together."""
+    pieces: list[str] = []
+    link: list[str] = []
     for n, column in enumerate(export.export_columns()):
-        parts.append(f"'{'{' if n == 0 else ','}\"{column}\":'")
-        parts.append(_json_value(column))
-    return f"concat({', '.join(parts)}, '}}')"
+        key = f"'{'{' if n == 0 else ','}\"{column}\":'"
+        if column in export.CHAIN_COLUMNS:
+            link += [key, *_json_value(column)]
+            if column == export.CHAIN_COLUMNS[-1]:
+                nulls = ",".join(f'"{name}":null' for name in export.CHAIN_COLUMNS)
+                pieces.append(f"CASE WHEN sequence IS NULL THEN ',{nulls}' ELSE {_concat(link)} END")
+            continue
+        pieces += [key, *_json_value(column)]
+    return _concat([*pieces, "'}'"])
 
 
 def csv_pieces(events: QuerySet[SecurityEvent]) -> Iterator[bytes]:
@@ -101,25 +137,57 @@ def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
     sql, params = rows.query.sql_with_params()
     connection = connections[rows.db]
     with connection.cursor() as cursor:
-        # DateStyle: the server's default, which _ISO_TIME depends on. No plain index scan: an
-        # export reads every matching row, and reading the heap forwards (a sequential or
-        # bitmap scan) and sorting is faster than walking the id index backwards (207,000
-        # against 153,000 rows/s for all of 1,000,000 events; docs/benchmarks.md).
+        # DateStyle: the server's default, which _ISO_TIME depends on.
         cursor.execute("SET DateStyle TO ISO")
-        cursor.execute("SET enable_indexscan TO off")
+        for name, value in _PLANNER:
+            cursor.execute(f"SET {name} TO {value}")
     try:
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy,
         ):
-            batch: list[bytes] = []
-            for row in copy:  # one row per message
-                batch.append(bytes(row))
-                if len(batch) == export.ROWS_PER_CHUNK:
-                    yield b"".join(batch)
-                    batch = []
-            if batch:
-                yield b"".join(batch)
+            yield from _pieces(copy)
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("RESET enable_indexscan")
+            for name, _ in _PLANNER:
+                cursor.execute(f"RESET {name}")
+
+
+def _pieces(copy: psycopg.Copy) -> Iterator[bytes]:
+    """The COPY's rows (one protocol message each) joined ``export.ROWS_PER_CHUNK`` at a time.
+
+    ``copy.read()`` runs two generators and a wait for every row, about a third of the
+    Python time of an export (docs/benchmarks.md). libpq's ``PQgetCopyData`` in its
+    non-blocking form hands back a row that has already arrived without waiting, so rows are
+    taken from it directly; only when none has arrived does ``copy.read()`` wait for more.
+    """
+    pgconn = copy.connection.pgconn
+    batch: list[Buffer] = []
+    while True:
+        size, row = pgconn.get_copy_data(1)  # 0: nothing received yet; -1: the COPY ended
+        if size == 0:
+            row = copy.read()  # waits for the socket; b"" once the COPY has ended
+            size = len(row) or -2
+        if size < 0:
+            if size == -1:
+                _finish(copy)
+            break
+        batch.append(row)
+        if len(batch) == export.ROWS_PER_CHUNK:
+            yield b"".join(batch)
+            batch.clear()
+    if batch:
+        yield b"".join(batch)
+
+
+def _finish(copy: psycopg.Copy) -> None:
+    """What psycopg does when its own read meets the end of a COPY, for an end met above:
+    collect the command's result (raising the server's error if it failed) and mark the COPY
+    finished, so leaving its ``with`` block reads no further."""
+    pgconn = copy.connection.pgconn
+    result = pgconn.get_result()  # already received with the end of the data, as a rule
+    while pgconn.get_result() is not None:
+        pass
+    copy._finished = True  # psycopg's own flag (3.3), set where its reader would set it
+    if result is not None and result.status != pq.ExecStatus.COMMAND_OK:
+        raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
