@@ -16,8 +16,6 @@ from collections.abc import Iterator
 import psycopg
 from django.db import connections
 from django.db.models import Func, QuerySet, TextField
-from psycopg import pq
-from psycopg.abc import Buffer
 
 from audit import export
 from audit.models import SecurityEvent
@@ -154,40 +152,12 @@ def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
 
 
 def _pieces(copy: psycopg.Copy) -> Iterator[bytes]:
-    """The COPY's rows (one protocol message each) joined ``export.ROWS_PER_CHUNK`` at a time.
-
-    ``copy.read()`` runs two generators and a wait for every row, about a third of the
-    Python time of an export (docs/benchmarks.md). libpq's ``PQgetCopyData`` in its
-    non-blocking form hands back a row that has already arrived without waiting, so rows are
-    taken from it directly; only when none has arrived does ``copy.read()`` wait for more.
-    """
-    pgconn = copy.connection.pgconn
-    batch: list[Buffer] = []
-    while True:
-        size, row = pgconn.get_copy_data(1)  # 0: nothing received yet; -1: the COPY ended
-        if size == 0:
-            row = copy.read()  # waits for the socket; b"" once the COPY has ended
-            size = len(row) or -2
-        if size < 0:
-            if size == -1:
-                _finish(copy)
-            break
-        batch.append(row)
+    """The COPY's rows (one protocol message each) joined ``export.ROWS_PER_CHUNK`` at a time."""
+    batch: list[bytes] = []
+    for row in copy:
+        batch.append(bytes(row))
         if len(batch) == export.ROWS_PER_CHUNK:
             yield b"".join(batch)
-            batch.clear()
+            batch = []
     if batch:
         yield b"".join(batch)
-
-
-def _finish(copy: psycopg.Copy) -> None:
-    """What psycopg does when its own read meets the end of a COPY, for an end met above:
-    collect the command's result (raising the server's error if it failed) and mark the COPY
-    finished, so leaving its ``with`` block reads no further."""
-    pgconn = copy.connection.pgconn
-    result = pgconn.get_result()  # already received with the end of the data, as a rule
-    while pgconn.get_result() is not None:
-        pass
-    copy._finished = True  # psycopg's own flag (3.3), set where its reader would set it
-    if result is not None and result.status != pq.ExecStatus.COMMAND_OK:
-        raise psycopg.errors.error_from_result(result, encoding=copy.connection.info.encoding)
