@@ -85,18 +85,22 @@ class JoinedRead(Generic[M]):
     def __init__(self, model: type[M], alias: str, *joins: tuple[str, str, str]):
         self.parts: list[tuple[ModelColumns, str | None, Any]] = [(ModelColumns(model, alias), None, None)]
         models = {alias: model}
+        optional: set[str] = set()  # aliases that may be missing: every join below one is LEFT too
         clauses = []
         for parent_alias, name, alias_ in joins:
             field = models[parent_alias]._meta.get_field(name)
             related = field.related_model
             columns = ModelColumns(related, alias_)
             if field.concrete:  # a foreign key or one-to-one on the parent
-                kind = "LEFT JOIN" if field.null else "JOIN"
-                on = f'{alias_}."{related._meta.pk.column}" = {parent_alias}."{field.column}"'
+                may_miss = field.null or parent_alias in optional
+                on = f'{alias_}."{field.target_field.column}" = {parent_alias}."{field.column}"'
             else:  # the reverse side of a one-to-one
-                kind = "LEFT JOIN"
-                on = f'{alias_}."{field.remote_field.column}" = {parent_alias}."{models[parent_alias]._meta.pk.column}"'
-            clauses.append(f"{kind} {columns.table} ON {on}")
+                may_miss = True
+                forward = field.remote_field
+                on = f'{alias_}."{forward.column}" = {parent_alias}."{forward.target_field.column}"'
+            if may_miss:
+                optional.add(alias_)
+            clauses.append(f"{'LEFT JOIN' if may_miss else 'JOIN'} {columns.table} ON {on}")
             self.parts.append((columns, parent_alias, field))
             models[alias_] = related
         self.from_sql = " ".join([self.parts[0][0].table, *clauses])

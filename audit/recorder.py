@@ -109,7 +109,7 @@ def _insert(event: SecurityEvent) -> None:
     if not connection.features.can_return_columns_from_insert:
         event.save(using=using)
         return
-    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in _INSERTED]
+    values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in _INSERTED]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, values)
         event.pk = cursor.fetchone()[0]

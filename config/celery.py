@@ -3,7 +3,7 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import task_postrun, task_prerun
-from django.db import close_old_connections
+from django.db import connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -22,11 +22,15 @@ app.conf["CELERY_DB_REUSE_MAX"] = 1000
 @task_prerun.connect(weak=False, dispatch_uid="config.celery.connections_before")
 @task_postrun.connect(weak=False, dispatch_uid="config.celery.connections_after")
 def _connections_checked(task=None, **kwargs) -> None:
-    """What Django does at the start and end of each request: close a connection that is
-    past its age or broken, and check the next one before it is used. Not for a task run
-    eagerly, inside the caller's request or transaction."""
-    if task is not None and not getattr(task.request, "is_eager", False):
-        close_old_connections()
+    """What Django does at the start and end of each request (``close_old_connections``):
+    close a connection that is past its age or broken, and check the next one before it is
+    used. Not for a task run eagerly (inside the caller's request), nor for a connection in a
+    transaction."""
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a worker's task never starts inside one
+            connection.close_if_unusable_or_obsolete()
 
 
 # Periodic work is listed here so the whole schedule is visible in one place.

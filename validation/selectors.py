@@ -98,8 +98,10 @@ def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:
 
 
 def _prefetched(instance, name: str, rows: list) -> None:
-    """``instance.<name>.all()`` answers ``rows`` without a query, as after ``prefetch_related``."""
-    related = getattr(instance, name).model.objects.all()
+    """``instance.<name>.all()`` answers ``rows`` without a query, as after ``prefetch_related``;
+    a further ``filter()`` still queries only the instance's own rows (the manager's queryset,
+    lazy: building it runs nothing)."""
+    related = getattr(instance, name).get_queryset()
     related._result_cache = rows
     related._prefetch_done = True
     instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = related

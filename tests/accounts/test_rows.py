@@ -80,3 +80,15 @@ def test_lock_takes_the_first_tables_row_where_the_database_can():
 def test_placeholders_never_make_an_empty_list():
     assert placeholders(0) == "%s"
     assert placeholders(3) == "%s, %s, %s"
+
+
+@pytest.mark.django_db
+def test_a_join_below_a_missing_row_is_left_too():
+    """A person without a manager is still found when the manager's organisation is joined
+    too (an inner join below a LEFT JOIN would drop the row, as select_related never does)."""
+    read = JoinedRead(Person, "p", ("p", "manager", "m"), ("m", "organization", "mo"))
+    person = PersonFactory()
+    got = read.fetch("p.id = %s", [person.pk])
+    assert got is not None and got.manager is None
+    with_manager = PersonFactory(organization=person.organization, manager=person)
+    assert read.fetch("p.id = %s", [with_manager.pk]).manager.organization == person.organization

@@ -118,3 +118,34 @@ def test_another_organisations_request_and_impossible_keys_are_404(full, org):
     for pk in (0, -1, 2**63, 10**30):
         with pytest.raises(Http404):
             selectors.verification_get_for_user(user=technician, pk=pk)
+
+
+@pytest.mark.django_db
+def test_a_filter_on_the_read_challenges_stays_within_the_request(full, org):
+    """The prefetched challenges answer ``all()`` without a query; anything chained on them
+    still asks only for this request's rows (never another organisation's)."""
+    verification, technician = full
+    other_org = OrganizationFactory()
+    other = _request(other_org, PersonFactory(organization=other_org), technician_for(other_org))
+    Challenge.objects.create(
+        request=other, method="sms_code", destination_masked="•••99", expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    got = selectors.verification_get_for_user(user=technician, pk=verification.pk)
+    assert set(got.challenges.filter(method="sms_code").values_list("request_id", flat=True)) == {verification.pk}
+    assert set(got.challenges.values_list("request_id", flat=True)) == {verification.pk}
+
+
+@pytest.mark.django_db
+def test_the_challenge_and_version_reads_are_scoped_and_refuse_impossible_keys(full):
+    verification, technician = full
+    mine = verification.challenges.first()
+    assert selectors.challenge_get_for_verification(verification=verification, pk=mine.pk) == mine
+    other = _request(verification.organization, verification.person, technician)
+    for pk in (mine.pk, 0, 2**63, 10**30):  # another request's challenge, impossible keys
+        with pytest.raises(Http404):
+            selectors.challenge_get_for_verification(verification=other, pk=pk)
+    assert selectors.verification_version_for_user(user=technician, pk=verification.pk) == verification.version
+    stranger = technician_for(OrganizationFactory())
+    for user, pk in ((stranger, verification.pk), (technician, 2**63), (technician, 0)):
+        with pytest.raises(Http404):
+            selectors.verification_version_for_user(user=user, pk=pk)

@@ -14,7 +14,7 @@ from tests.validation.factories import AuthenticatorFactory, technician_for
 from tests.validation.helpers import code_in, last_text, link_token_in, totp_code
 from validation import services
 from validation.models import Action, Challenge, Method, PersonVerificationState, VerificationRequest
-from validation.services import VerificationError
+from validation.services import VerificationError, answers
 
 
 def start(technician, person, action=Action.PASSWORD_RESET):
@@ -356,3 +356,22 @@ def test_only_technicians_send_enrolment_links(org, person, outbox):
     with pytest.raises(VerificationError, match="Only technicians"):
         services.enrollment_start(actor=auditor, person=person)
     assert not PersonAuthenticator.objects.filter(person=person).exists()
+
+
+@pytest.mark.django_db
+def test_an_attempt_on_a_challenge_expiring_now_is_refused(technician, person):
+    """The written-out attempt compares the expiry as the database stores it (SQLite's text
+    times included): a challenge that expired a moment ago takes no attempt."""
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-9001"
+    )
+    now = timezone.now()
+    open_one, expired = (
+        Challenge.objects.create(request=verification, method=Method.SMS_CODE, status="sent", expires_at=at)
+        for at in (now + timedelta(seconds=5), now - timedelta(microseconds=1))
+    )
+    assert answers.attempt_take(open_one.pk) is True
+    assert answers.attempt_take(expired.pk) is False
+    open_one.refresh_from_db()
+    expired.refresh_from_db()
+    assert (open_one.attempts, expired.attempts) == (1, 0)

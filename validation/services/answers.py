@@ -101,6 +101,14 @@ def no_attempt_reason(challenge: Challenge) -> str:
 _CHALLENGE = JoinedRead(Challenge, "c")
 
 
+def _locked_challenge(pk: int) -> Challenge:
+    """The challenge's row, locked (after the request's: the lock order of every answer)."""
+    challenge = _CHALLENGE.fetch("c.id = %s", [pk], lock=True)
+    if challenge is None:
+        raise Challenge.DoesNotExist
+    return challenge
+
+
 def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: HttpRequest | None = None) -> bool:
     """The technician types the code the caller read out. True when it was right."""
     with transaction.atomic():
@@ -109,7 +117,7 @@ def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: Htt
         if challenge.method not in (Method.SMS_CODE, Method.EMAIL_CODE):
             raise VerificationError("This challenge does not take a code.")
         # One locked read: the checks below and the attempt the update counts see the same row.
-        challenge = _CHALLENGE.fetch("c.id = %s", [challenge.pk], lock=True)
+        challenge = _locked_challenge(challenge.pk)
         if challenge.status == Challenge.Status.QUEUED:
             # Nothing was sent yet: a guess now is no answer, and must not cost an attempt.
             raise VerificationError("The code is still being sent; wait until it shows as sent.")
@@ -200,7 +208,7 @@ def push_respond(*, token: str, choice: str, request: HttpRequest | None = None)
             .select_related("person", "organization")
             .get(pk=challenge.request_id)
         )
-        challenge = _CHALLENGE.fetch("c.id = %s", [challenge.pk], lock=True)
+        challenge = _locked_challenge(challenge.pk)
         if not _push_answerable(challenge, verification) or not attempt_take(challenge.pk):
             raise links.BadLink("This request has already been answered or has expired.")
         if choice == str(challenge.match_number):

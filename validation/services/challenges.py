@@ -121,7 +121,9 @@ def challenge_start(
     verification = locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
-    challenges = _CHALLENGE_ROWS.fetch_all("c.request_id = %s AND c.method = %s", [verification.pk, method])
+    challenges = _CHALLENGE_ROWS.fetch_all(
+        "c.request_id = %s AND c.method = %s ORDER BY c.created_at, c.id", [verification.pk, method]
+    )
     approved = [c.method for c in challenges if c.status == Challenge.Status.APPROVED]
     challenge_method_check(verification, method, approved=approved, lock_checked=True)  # send_reserve checks it
     waiting = next((c for c in challenges if c.status in Challenge.WAITING_STATUSES), None)
