@@ -82,3 +82,38 @@ def test_outside_a_request_every_call_asks_and_a_change_is_forgotten_inside(org,
             organization_ids_for_user(user=technician)
         account_services.organization_assign_staff(actor=None, organization=other, user=technician)
         assert organization_ids_for_user(user=technician) == tuple(sorted((org.pk, other.pk)))
+
+
+def _locks(captured) -> list[str]:
+    """The row locks the statements asked for, in order ("r", "c", "s": request, challenge,
+    the person's verification state)."""
+    return [m.group(1) for q in captured for m in [re.search(r"FOR UPDATE OF (\w+)\s*$", q["sql"])] if m]
+
+
+def test_the_written_out_round_trip_takes_its_row_locks_in_the_documented_order(
+    tech_client, org, person, outbox, django_capture_on_commit_callbacks
+):
+    """Each send and answer locks the request's row, and an answer first the person's state
+    and last the challenge's; the worker locks the request, then the challenge (the lock
+    order of ``validation.services._common.request_lock``, which keeps concurrent answers,
+    sends and fraud reports from deadlocking). Only PostgreSQL locks rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite locks the whole file)")
+    policy_for(organization=org, action=Action.OTHER)
+    tech_client.post(reverse("validation:start", args=[person.pk]), {"action": "other", "ticket_reference": "INC-2"})
+    verification = VerificationRequest.objects.get()
+    with CaptureQueriesContext(connection) as sent, django_capture_on_commit_callbacks() as queued:
+        response = tech_client.post(reverse("validation:send", args=[verification.pk]), {"method": "sms_code"}, **HX)
+    assert _locks(sent.captured_queries) == ["r"]
+    with CaptureQueriesContext(connection) as dispatched:
+        for callback in queued:
+            callback()
+    assert _locks(dispatched.captured_queries) == ["r", "c"]
+    url = re.search(r'hx-post="(/verifications/\d+/challenges/\d+/code/)"', response.content.decode()).group(1)
+    with CaptureQueriesContext(connection) as answered:
+        response = tech_client.post(url, {"code": code_in(last_text(person.phone))}, **HX)
+    assert "Verified until" in response.content.decode()
+    assert _locks(answered.captured_queries) == ["s", "r", "c"]
