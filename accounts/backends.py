@@ -8,8 +8,7 @@ from allauth.account.auth_backends import AuthenticationBackend as AllauthBacken
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 
 from accounts.models import User
-from accounts.rows import JoinedRead
-from accounts.selectors import BIGINT_MAX
+from accounts.rows import JoinedRead, possible_key
 
 _USER = JoinedRead(User, "u")
 
@@ -18,7 +17,7 @@ class _WrittenOutUser:
     def get_user(self, user_id):
         """As ``ModelBackend.get_user``: None for no such user, or one who may not sign in
         (inactive)."""
-        if not isinstance(user_id, int) or not 0 < user_id <= BIGINT_MAX:
+        if not isinstance(user_id, int) or not possible_key(user_id):
             return None
         user = _USER.fetch("u.id = %s", [user_id])
         return user if user is not None and self.user_can_authenticate(user) else None

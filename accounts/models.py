@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Group, PermissionsMixin
 from django.core.validators import RegexValidator
-from django.db import connection, models
+from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from accounts.rows import column_values
 
 
 class Role(models.TextChoices):
@@ -71,9 +73,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             f"SELECT 1 FROM {groups._meta.db_table} ug JOIN {Group._meta.db_table} g ON g.id = ug.group_id"  # noqa: S608
             " WHERE ug.user_id = %s AND g.name = %s"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.pk, str(role)])
-            return cursor.fetchone() is not None
+        return bool(column_values(sql, [self.pk, str(role)]))
 
     @property
     def is_locked(self) -> bool:

@@ -68,6 +68,12 @@ class ModelColumns(Generic[M]):
         return self.model.from_db(using, self.attnames, values)
 
 
+def possible_key(pk: int) -> bool:
+    """Whether ``pk`` can be a row's key at all (a positive bigint). The ORM finds nothing for
+    any other number; a written-out statement would have the database refuse it (a 500)."""
+    return 0 < pk <= 2**63 - 1
+
+
 def placeholders(count: int) -> str:
     """``%s, %s, ...`` for an IN list of ``count`` values (at least one: ``IN ()`` is not SQL)."""
     return ", ".join(["%s"] * max(count, 1))
@@ -139,6 +145,16 @@ class JoinedRead(Generic[M]):
         with connections[using].cursor() as cursor:
             cursor.execute(self.sql(where, using=using), params)
             return [self.instance(row, using) for row in cursor.fetchall()]
+
+
+def prefetched(instance: Model, name: str, rows: list) -> None:
+    """``instance.<name>.all()`` answers ``rows`` without a query, as after ``prefetch_related``;
+    a further ``filter()`` still queries only the instance's own rows (the manager's queryset,
+    lazy: building it runs nothing)."""
+    related = getattr(instance, name).get_queryset()
+    related._result_cache = rows
+    related._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = related
 
 
 def execute(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> int:

@@ -19,7 +19,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_users_with_perms
 
 from accounts.models import ImportJob, Organization, Person, Role, User
-from accounts.rows import JoinedRead, placeholders
+from accounts.rows import JoinedRead, placeholders, possible_key
 
 ORG_PERMISSION = "accounts.work_on_organization"
 ORG_CODENAME = "work_on_organization"
@@ -145,7 +145,6 @@ def person_get_for_user(*, user: User, pk: int) -> Person:
 
 
 _PERSON = JoinedRead(Person, "p", ("p", "organization", "o"), ("p", "manager", "m"))
-BIGINT_MAX = 2**63 - 1
 
 
 def in_scope(*, user: User, alias: str, pk: int) -> tuple[str, list[int]] | None:
@@ -154,7 +153,7 @@ def in_scope(*, user: User, alias: str, pk: int) -> tuple[str, list[int]] | None
     the user's organisations, and its values; None when nothing can match (no organisation,
     or a key no row can have, which the database would refuse)."""
     organization_ids = organization_ids_for_user(user=user)
-    if not organization_ids or not 0 < pk <= BIGINT_MAX:
+    if not organization_ids or not possible_key(pk):
         return None
     where = f"{alias}.id = %s AND {alias}.organization_id IN ({placeholders(len(organization_ids))})"
     return where, [pk, *organization_ids]

@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, Person, User
-from accounts.rows import JoinedRead
-from accounts.selectors import BIGINT_MAX, in_scope, organization_ids_for_user
+from accounts.rows import JoinedRead, column_values, possible_key, prefetched
+from accounts.selectors import in_scope, organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
 from validation.channels.base import phone_unavailable_reason
@@ -66,7 +65,7 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     challenges = _CHALLENGES.fetch_all(_CHALLENGES_OF + " ORDER BY c.created_at, c.id", [pk])
     for challenge in challenges:
         Challenge._meta.get_field("request").set_cached_value(challenge, verification)
-    _prefetched(verification, "challenges", challenges)
+    prefetched(verification, "challenges", challenges)
     approvals = [c for c in challenges if c.method in APPROVAL_METHODS]
     if approvals:
         prefetch_related_objects(approvals, "approval__approver")  # reverse one-to-one, then the approver
@@ -97,16 +96,6 @@ def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:
     return verification
 
 
-def _prefetched(instance, name: str, rows: list) -> None:
-    """``instance.<name>.all()`` answers ``rows`` without a query, as after ``prefetch_related``;
-    a further ``filter()`` still queries only the instance's own rows (the manager's queryset,
-    lazy: building it runs nothing)."""
-    related = getattr(instance, name).get_queryset()
-    related._result_cache = rows
-    related._prefetch_done = True
-    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = related
-
-
 def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:
     """The bare request row (no related rows), for an action the services then load and
     lock themselves; Http404 like ``verification_get_for_user``."""
@@ -120,17 +109,15 @@ def verification_version_for_user(*, user: User, pk: int) -> int:
     if scope is None:
         raise Http404("No such verification")
     where, values = scope
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT r.version FROM {VerificationRequest._meta.db_table} r WHERE {where}", values)  # noqa: S608
-        row = cursor.fetchone()
-    if row is None:
+    versions = column_values(f"SELECT r.version FROM {VerificationRequest._meta.db_table} r WHERE {where}", values)  # noqa: S608
+    if not versions:
         raise Http404("No such verification")
-    return row[0]
+    return versions[0]
 
 
 def challenge_get_for_verification(*, verification: VerificationRequest, pk: int) -> Challenge:
     challenge = (
-        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if pk <= BIGINT_MAX else None
+        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if possible_key(pk) else None
     )
     if challenge is None:
         raise Http404("No such challenge")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from accounts.rows import column_values, execute, lock_clause
+from accounts.rows import JoinedRead, column_values, execute, lock_clause, possible_key
 from accounts.services import ServiceError
 from audit.events import ActorKind, EventType
 from audit.recorder import security_event_record
@@ -54,7 +54,7 @@ def request_lock(*, pk: int | None = None, provider_message_id: str | None = Non
     for the other (a deadlock PostgreSQL breaks by failing one of them)."""
     if (pk is None) == (provider_message_id is None):
         raise TypeError("request_lock takes one of pk and provider_message_id")
-    if pk is not None and not 0 < pk <= 2**63 - 1:  # no such row; the database would refuse the number
+    if pk is not None and not possible_key(pk):
         return False
     column, value = ("id", pk) if pk is not None else ("provider_message_id", provider_message_id)
     return bool(column_values(_REQUEST_LOCK_SQL.format(column=column) + lock_clause("r"), [value]))
@@ -62,6 +62,7 @@ def request_lock(*, pk: int | None = None, provider_message_id: str | None = Non
 
 REQUESTS, CHALLENGES = VerificationRequest._meta.db_table, Challenge._meta.db_table
 OPEN_VALUES = [status.value for status in Challenge.OPEN_STATUSES]  # for written-out statements
+CHALLENGE_ROWS = JoinedRead(Challenge, "c")  # the services' written-out reads of challenges
 _BUMP_SQL = f"UPDATE {REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
 _REQUEST_LOCK_SQL = (
     f"SELECT r.id FROM {REQUESTS} r JOIN {CHALLENGES} c ON c.request_id = r.id"  # noqa: S608 - the models' tables

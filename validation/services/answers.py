@@ -13,12 +13,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.rows import JoinedRead, db_time, execute, placeholders
+from accounts.rows import db_time, execute, placeholders
 from audit.events import EventType
 from validation import crypto, links, params
 from validation.channels.totp import totp_match
 from validation.models import Challenge, Method, PersonAuthenticator, VerificationRequest
-from validation.services._common import CHALLENGES, OPEN_VALUES, VerificationError, bump, record
+from validation.services._common import CHALLENGE_ROWS, CHALLENGES, OPEN_VALUES, VerificationError, bump, record
 from validation.services.challenges import challenge_create, challenge_method_check, locked_open_request
 from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
@@ -98,12 +98,9 @@ def no_attempt_reason(challenge: Challenge) -> str:
     return "This challenge is no longer open."
 
 
-_CHALLENGE = JoinedRead(Challenge, "c")
-
-
 def _locked_challenge(pk: int) -> Challenge:
     """The challenge's row, locked (after the request's: the lock order of every answer)."""
-    challenge = _CHALLENGE.fetch("c.id = %s", [pk], lock=True)
+    challenge = CHALLENGE_ROWS.fetch("c.id = %s", [pk], lock=True)
     if challenge is None:
         raise Challenge.DoesNotExist
     return challenge

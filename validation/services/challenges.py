@@ -21,7 +21,7 @@ from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
 from validation.models import Challenge, Method, SendRecord, VerificationRequest
-from validation.services._common import CHALLENGES, VerificationError, bump, record, request_lock
+from validation.services._common import CHALLENGE_ROWS, CHALLENGES, VerificationError, bump, record, request_lock
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
@@ -121,7 +121,7 @@ def challenge_start(
     verification = locked_open_request(verification, actor)
     if method not in Method.values or not channel_for(method).sends_message:
         raise VerificationError("Choose a method that sends a message to the person.")
-    challenges = _CHALLENGE_ROWS.fetch_all(
+    challenges = CHALLENGE_ROWS.fetch_all(
         "c.request_id = %s AND c.method = %s ORDER BY c.created_at, c.id", [verification.pk, method]
     )
     approved = [c.method for c in challenges if c.status == Challenge.Status.APPROVED]
@@ -169,7 +169,6 @@ _QUEUED_CHALLENGE = JoinedRead(
 )
 
 
-_CHALLENGE_ROWS = JoinedRead(Challenge, "c")
 _SECRETS_SQL = f"UPDATE {CHALLENGES} SET code_hmac = %s, link_nonce_hash = %s WHERE id = %s"  # noqa: S608
 _SENT_SQL = (
     f"UPDATE {CHALLENGES} SET status = %s, sent_at = %s, provider_message_id = %s"  # noqa: S608 - the model's table

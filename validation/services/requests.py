@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -30,12 +30,10 @@ def _may_work_on(user: User, person: Person) -> bool:
 def person_lock_reason(person: Person) -> str | None:
     """Why verification is locked for the person, or None; read now (never a cached row).
     Asked on every request start and send, so written out."""
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_REASON_SQL, [person.pk])
-        row = cursor.fetchone()
-    if row is None:
+    reasons = column_values(_LOCK_REASON_SQL, [person.pk])
+    if not reasons:
         return None
-    return row[0] or "Verification is locked for this person"
+    return reasons[0] or "Verification is locked for this person"
 
 
 _LOCK_REASON_SQL = (
