@@ -5,7 +5,7 @@ check costs.
 1. Seeds (in this process, not timed) technicians spread over two organisations, one role,
    an eligibility and an approved request per grant, and --history ended grants of the past
    year (loaded once, kept between runs).
-2. Starts one Celery worker (`celery -A config worker`, prefork, 2 processes by default).
+2. Starts one Celery worker (`celery -A config worker`, its pool of threads, 2 by default).
    No beat: the lag measured is the exact-time task's, not the 30-second sweep's.
 3. Activates --grants grants through `access.services.grant_activate`, exactly as the portal
    does (mirror applied, expiry task queued for `expires_at` on commit), with expiries
@@ -325,7 +325,7 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=75.0, help="seconds from start to the first expiry")
     parser.add_argument("--checks", type=int, default=5000, help="authorization checks timed (default 5000)")
     parser.add_argument("--history", type=int, default=100_000, help="ended grants kept from the past year")
-    parser.add_argument("--celery-concurrency", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--celery-concurrency", type=int, default=2, help="worker threads (default 2)")
     args = parser.parse_args()
 
     env = configure()

@@ -334,9 +334,12 @@ def main() -> None:
         default=1,
         help="threads per gunicorn worker (default 1: sync workers, as docs/deployment.md runs them)",
     )
-    parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker pool size (default 2)")
+    parser.add_argument("--celery-concurrency", type=int, default=4, help="Celery worker threads (default 4)")
     parser.add_argument(
-        "--celery-pool", default="prefork", choices=["prefork", "threads", "solo"], help="Celery pool (default prefork)"
+        "--celery-pool",
+        default="threads",
+        choices=["threads", "solo"],
+        help="Celery pool (default threads, as config/settings.py runs it)",
     )
     parser.add_argument("--port", type=int, default=8911)
     args = parser.parse_args()
