@@ -115,14 +115,22 @@ def verification_version_for_user(*, user: User, pk: int) -> int:
     return versions[0]
 
 
-def challenge_get_for_verification(*, verification: VerificationRequest, pk: int) -> Challenge:
+def challenge_scoped_for_user(*, user: User, pk: int, challenge_pk: int) -> Challenge:
+    """The challenge ``challenge_pk`` of the request ``pk``, with that bare request row, in
+    one scoped read; Http404 unless both exist, belong together and the request is in one
+    of the user's organisations."""
+    scope = in_scope(user=user, alias="r", pk=pk)
     challenge = (
-        _CHALLENGES.fetch("c.id = %s AND " + _CHALLENGES_OF, [pk, verification.pk]) if possible_key(pk) else None
+        _CHALLENGE_AND_REQUEST.fetch(f"c.id = %s AND {scope[0]}", [challenge_pk, *scope[1]])
+        if scope and possible_key(challenge_pk)
+        else None
     )
     if challenge is None:
         raise Http404("No such challenge")
-    Challenge._meta.get_field("request").set_cached_value(challenge, verification)
     return challenge
+
+
+_CHALLENGE_AND_REQUEST = JoinedRead(Challenge, "c", ("c", "request", "r"))
 
 
 # --- What can verify a person -------------------------------------------------------------

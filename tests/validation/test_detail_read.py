@@ -139,11 +139,20 @@ def test_a_filter_on_the_read_challenges_stays_within_the_request(full, org):
 def test_the_challenge_and_version_reads_are_scoped_and_refuse_impossible_keys(full):
     verification, technician = full
     mine = verification.challenges.first()
-    assert selectors.challenge_get_for_verification(verification=verification, pk=mine.pk) == mine
+    got = selectors.challenge_scoped_for_user(user=technician, pk=verification.pk, challenge_pk=mine.pk)
+    assert got == mine
+    assert got.request == verification  # the bare request row came with it: no further query
+    assert got.request.status == verification.status
     other = _request(verification.organization, verification.person, technician)
     for pk in (mine.pk, 0, 2**63, 10**30):  # another request's challenge, impossible keys
         with pytest.raises(Http404):
-            selectors.challenge_get_for_verification(verification=other, pk=pk)
+            selectors.challenge_scoped_for_user(user=technician, pk=other.pk, challenge_pk=pk)
+    for pk in (0, 2**63, 10**30):  # an impossible request key with a real challenge
+        with pytest.raises(Http404):
+            selectors.challenge_scoped_for_user(user=technician, pk=pk, challenge_pk=mine.pk)
+    outsider = technician_for(OrganizationFactory())  # the right pair, another organisation's user
+    with pytest.raises(Http404):
+        selectors.challenge_scoped_for_user(user=outsider, pk=verification.pk, challenge_pk=mine.pk)
     assert selectors.verification_version_for_user(user=technician, pk=verification.pk) == verification.version
     stranger = technician_for(OrganizationFactory())
     for user, pk in ((stranger, verification.pk), (technician, 2**63), (technician, 0)):

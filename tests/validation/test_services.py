@@ -117,6 +117,19 @@ def test_five_attempts_per_challenge_then_it_fails(technician, person, outbox, c
     assert challenge.attempts == 5 and challenge.status == Challenge.Status.FAILED
 
 
+def test_the_right_code_counts_its_attempt_with_the_approval(technician, person, outbox, capture):
+    verification = start(technician, person, Action.OTHER)
+    challenge = send(technician, verification, Method.SMS_CODE, capture)
+    code = code_in(last_text(person.phone))
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        assert not services.sms_code_check(actor=technician, challenge=challenge, code=wrong)
+    assert services.sms_code_check(actor=technician, challenge=challenge, code=code)  # the fifth and last attempt
+    challenge.refresh_from_db()
+    assert challenge.attempts == 5 and challenge.status == Challenge.Status.APPROVED
+    assert challenge.answered_at is not None
+
+
 def test_code_expires_after_five_minutes(technician, person, outbox, capture):
     verification = start(technician, person, Action.OTHER)
     challenge = send(technician, verification, Method.SMS_CODE, capture)

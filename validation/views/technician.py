@@ -152,8 +152,7 @@ def challenge_send(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def code_check(request: HttpRequest, pk: int, challenge_pk: int) -> HttpResponse:
-    verification = selectors.verification_scoped_for_user(user=cast(User, request.user), pk=pk)
-    challenge = selectors.challenge_get_for_verification(verification=verification, pk=challenge_pk)
+    challenge = selectors.challenge_scoped_for_user(user=cast(User, request.user), pk=pk, challenge_pk=challenge_pk)
     return _check_code(
         request,
         pk,
