@@ -12,7 +12,8 @@ production mode. Each round trip is what a technician and a caller do:
 
 It prints round trips per second and p50/p95/p99 of: request creation, creation of the
 challenge to the Twilio API call (dispatch), answer to status visible; and the CPU time
-gunicorn and the Celery worker spent per round trip. Numbers only; nothing is asserted.
+gunicorn and the Celery worker spent per round trip, and beside it what PostgreSQL, Redis and
+this driver spent and how busy the machine was. Numbers only; nothing is asserted.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_verification \\
     REDIS_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/verification.py
@@ -174,6 +175,34 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
     return total / tick
+
+
+def named_cpu_seconds(name: str) -> float:
+    """User + system CPU of every process whose command is ``name`` (all of this machine's
+    PostgreSQL or Redis server processes: anything else using them is counted too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            if head.split("(", 1)[1] == name:
+                fields = rest.split()
+                total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            continue
+    return total / tick
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:8]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values) - idle) / tick, sum(values) / tick
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -423,12 +452,18 @@ def main() -> None:
         for concurrency in levels:
             batch, people = people[: args.rounds], people[args.rounds :]
             web_cpu, worker_cpu = cpu_seconds(web.pid), cpu_seconds(worker.pid)
+            others = (named_cpu_seconds("postgres"), named_cpu_seconds("redis-server"), time.process_time())
+            busy = machine_busy_seconds()
             began = time.perf_counter()
             timings = loop.run_until_complete(run_level(base, seed_data, batch, concurrency, arrivals))
             elapsed = time.perf_counter() - began
             done = len(timings.visible)
             web_used = (cpu_seconds(web.pid) - web_cpu) * 1000 / max(done, 1)
             worker_used = (cpu_seconds(worker.pid) - worker_cpu) * 1000 / max(done, 1)
+            now_others = (named_cpu_seconds("postgres"), named_cpu_seconds("redis-server"), time.process_time())
+            postgres, redis, driver = ((b - a) * 1000 / max(done, 1) for a, b in zip(others, now_others, strict=True))
+            busy_now = machine_busy_seconds()
+            machine = (busy_now[0] - busy[0]) / max(busy_now[1] - busy[1], 1e-9)
             print(
                 f"\nconcurrency {concurrency}: {done} round trips in {elapsed:.1f} s = {done / elapsed:.1f} per second"
             )
@@ -438,6 +473,10 @@ def main() -> None:
             print(
                 f"  CPU per round trip: web {web_used:.1f} ms + worker {worker_used:.1f} ms = "
                 f"{web_used + worker_used:.1f} ms"
+            )
+            print(
+                f"  and elsewhere: PostgreSQL {postgres:.1f} ms, Redis {redis:.1f} ms, this driver (clients and "
+                f"fake Twilio) {driver:.1f} ms; the machine's CPUs were {machine:.0%} busy"
             )
             if timings.failures:
                 print(f"  FAILED round trips: {len(timings.failures)}, first: {timings.failures[0]}")
