@@ -392,7 +392,10 @@ def main() -> None:
 
     loop = asyncio.new_event_loop()
     arrivals = TwilioArrivals(loop)
-    api = FakeTwilioApi(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, on_request=arrivals.received).start()
+    # Keep-alive, as api.twilio.com: the worker's client reuses its connection between texts.
+    api = FakeTwilioApi(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, on_request=arrivals.received, keep_alive=True
+    ).start()
     env = environment(port=args.port, twilio_url=api.base_url)
     os.environ.update(env)
     from bench._setup import create_database_if_missing

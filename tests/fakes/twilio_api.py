@@ -70,6 +70,7 @@ class RecordedRequest:
     raw_body: str
     response_status: int
     response: dict
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per connection
 
     def value(self, name: str) -> str | None:
         """The single value of form field ``name`` (None when absent)."""
@@ -152,19 +153,25 @@ class FakeTwilioApi:
         callback_delay: float = 0.2,
         callback_base_url: str | None = None,
         on_request: Callable[[RecordedRequest], None] | None = None,
+        keep_alive: bool = False,
     ):
         """``callback_delay``: seconds before each status callback (Twilio's are not instant).
         ``callback_base_url``: post callbacks to this scheme and host instead of the
         StatusCallback URL's own (the signature still covers the StatusCallback URL).
         ``on_request``: called with each recorded request, in the server's thread, before
-        the answer goes back (a benchmark's clock for "the text reached Twilio")."""
+        the answer goes back (a benchmark's clock for "the text reached Twilio").
+        ``keep_alive``: HTTP/1.1 with persistent connections, as api.twilio.com answers (a
+        benchmark); by default one request per connection, so that a stopped fake is
+        unreachable at once for the tests."""
         self._state = _State(account_sid, auth_token, status_callbacks, callback_delay, callback_base_url, on_request)
+        self._keep_alive = keep_alive
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------
     def start(self) -> FakeTwilioApi:
-        handler = type("Handler", (_Handler,), {"state": self._state})
+        protocol = "HTTP/1.1" if self._keep_alive else "HTTP/1.0"
+        handler = type("Handler", (_Handler,), {"state": self._state, "protocol_version": protocol})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -245,8 +252,8 @@ def _error_json(status: int, code: int, message: str) -> dict:
 class _Handler(BaseHTTPRequestHandler):
     state: _State
     server_version = "FakeTwilio/1.0"
-    # HTTP/1.0: one request per connection, so a stopped fake is really unreachable.
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.0"  # FakeTwilioApi(keep_alive=...) chooses
+    disable_nagle_algorithm = True  # the answer's headers and body leave at once
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         pass  # request lines would go to stderr; the recorded requests say more
@@ -267,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw_body=raw_body,
             response_status=status,
             response=_public(payload),
+            peer=self.client_address[:2],
         )
         with self.state.lock:
             self.state.requests.append(recorded)
