@@ -144,7 +144,10 @@ _CLOSE_OPEN_SQL = (
     f"UPDATE {CHALLENGES} SET status = %s, failure_reason = %s"  # noqa: S608 - the model's table
     f" WHERE request_id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"
 )
-_FAILURES_RESET_SQL = f"UPDATE {_STATES} SET consecutive_failures = 0 WHERE person_id = %s"  # noqa: S608
+# Nothing to write when there were no failures (most verifications): no new row version.
+_FAILURES_RESET_SQL = (
+    f"UPDATE {_STATES} SET consecutive_failures = 0 WHERE person_id = %s AND consecutive_failures <> 0"  # noqa: S608
+)
 _STATE_LOCK_SQL = f"SELECT s.id FROM {_STATES} s JOIN {REQUESTS} r ON r.person_id = s.person_id WHERE r.id = %s"  # noqa: S608
 
 
