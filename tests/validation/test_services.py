@@ -104,13 +104,19 @@ def test_code_is_single_use_and_bound_to_its_challenge(technician, person, outbo
         services.sms_code_check(actor=technician, challenge=challenge, code=code)
 
 
-def test_five_attempts_per_challenge_then_it_fails(technician, person, outbox, capture):
+def _code_answered_wrongly(technician, person, capture, times: int) -> tuple[Challenge, str]:
+    """An SMS code challenge after ``times`` wrong codes, and its right code."""
     verification = start(technician, person, Action.OTHER)
     challenge = send(technician, verification, Method.SMS_CODE, capture)
     code = code_in(last_text(person.phone))
     wrong = "000000" if code != "000000" else "111111"
-    for _ in range(5):
+    for _ in range(times):
         assert not services.sms_code_check(actor=technician, challenge=challenge, code=wrong)
+    return challenge, code
+
+
+def test_five_attempts_per_challenge_then_it_fails(technician, person, outbox, capture):
+    challenge, code = _code_answered_wrongly(technician, person, capture, 5)
     with pytest.raises(VerificationError, match="No attempts left|no longer open"):
         services.sms_code_check(actor=technician, challenge=challenge, code=code)
     challenge.refresh_from_db()
@@ -118,12 +124,7 @@ def test_five_attempts_per_challenge_then_it_fails(technician, person, outbox, c
 
 
 def test_the_right_code_counts_its_attempt_with_the_approval(technician, person, outbox, capture):
-    verification = start(technician, person, Action.OTHER)
-    challenge = send(technician, verification, Method.SMS_CODE, capture)
-    code = code_in(last_text(person.phone))
-    wrong = "000000" if code != "000000" else "111111"
-    for _ in range(4):
-        assert not services.sms_code_check(actor=technician, challenge=challenge, code=wrong)
+    challenge, code = _code_answered_wrongly(technician, person, capture, 4)
     assert services.sms_code_check(actor=technician, challenge=challenge, code=code)  # the fifth and last attempt
     challenge.refresh_from_db()
     assert challenge.attempts == 5 and challenge.status == Challenge.Status.APPROVED
