@@ -111,6 +111,7 @@ class JoinedRead(Generic[M]):
             models[alias_] = related
         self.from_sql = " ".join([self.parts[0][0].table, *clauses])
         self.select_sql = ", ".join(columns.select() for columns, _, _ in self.parts)
+        self.width = sum(columns.width for columns, _, _ in self.parts)
 
     def sql(self, where: str, *, lock: bool = False, using: str = DEFAULT_DB_ALIAS) -> str:
         """``SELECT ... WHERE <where>``; with ``lock``, the first table's row is locked
@@ -139,6 +140,32 @@ class JoinedRead(Generic[M]):
             cursor.execute(self.sql(where, lock=lock, using=using), params)
             row = cursor.fetchone()
         return None if row is None else self.instance(row, using)
+
+    def fetch_with_children(
+        self,
+        children: ModelColumns,
+        on: str,
+        where: str,
+        params: Sequence[Any],
+        *,
+        order: str,
+        using: str = DEFAULT_DB_ALIAS,
+    ) -> tuple[M | None, list]:
+        """The first matching row's instance, as ``fetch`` makes it, and its children's: the
+        rows of ``children`` LEFT JOINed ``on``, in ``order``, in the same statement (one row
+        per child, the parent's columns repeated; a parent without children is one row of
+        NULLs on their side). None and [] when nothing matches."""
+        statement = (
+            f"SELECT {self.select_sql}, {children.select()} FROM {self.from_sql} "  # noqa: S608 - names from models
+            f"LEFT JOIN {children.table} ON {on} WHERE {where} ORDER BY {order}"
+        )
+        with connections[using].cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return None, []
+        found = (children.instance(row, self.width, using) for row in rows)
+        return self.instance(rows[0], using), [child for child in found if child is not None]
 
     def fetch_all(self, where: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         """The instances of every matching row (order them in ``where``)."""

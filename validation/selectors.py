@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, Person, User
-from accounts.rows import JoinedRead, column_values, possible_key, prefetched
+from accounts.rows import JoinedRead, ModelColumns, column_values, possible_key, prefetched
 from accounts.selectors import in_scope, organization_ids_for_user
 from validation.approval_selectors import ApprovalPanel, approval_panel
 from validation.channels import CHANNELS, channel_for
@@ -58,11 +58,17 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     belongs to an organisation the user may not see. What the live view shows after every
     answer: written out (``accounts.rows``), as ``select_related`` over these six tables
     cost more CPU to compile than the rest of the request."""
-    verification = _scoped(_DETAIL, user=user, pk=pk)
+    scope = in_scope(user=user, alias="r", pk=pk)
+    verification, challenges = (
+        _DETAIL.fetch_with_children(_CHALLENGE_COLUMNS, _CHALLENGES_ON, *scope, order="c.created_at, c.id")
+        if scope
+        else (None, [])
+    )
+    if verification is None:
+        raise Http404("No such verification")
     person = verification.person
     if person.organization_id == verification.organization_id:
         Person._meta.get_field("organization").set_cached_value(person, verification.organization)
-    challenges = _CHALLENGES.fetch_all(_CHALLENGES_OF + " ORDER BY c.created_at, c.id", [pk])
     for challenge in challenges:
         Challenge._meta.get_field("request").set_cached_value(challenge, verification)
     prefetched(verification, "challenges", challenges)
@@ -83,8 +89,8 @@ _DETAIL = JoinedRead(
     ("p", "verification_state", "s"),
 )
 _BARE = JoinedRead(VerificationRequest, "r")
-_CHALLENGES = JoinedRead(Challenge, "c")
-_CHALLENGES_OF = f"c.{Challenge._meta.get_field('request').column} = %s"
+_CHALLENGE_COLUMNS = ModelColumns(Challenge, "c")  # the request's challenges, in the same statement
+_CHALLENGES_ON = f"c.{Challenge._meta.get_field('request').column} = r.id"
 
 
 def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:

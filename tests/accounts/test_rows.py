@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Person
-from accounts.rows import JoinedRead, placeholders
+from accounts.rows import JoinedRead, ModelColumns, placeholders
 from tests.accounts.factories import OrganizationFactory, PersonFactory
 from validation.models import PersonVerificationState
 
@@ -62,6 +62,25 @@ def test_fetch_all_keeps_the_order_asked_for():
     got = PERSON_WITH_STATE.fetch_all("p.organization_id = %s ORDER BY p.full_name", [org.pk])
     assert [p.full_name for p in got] == ["Al", "Bo", "Cy"]
     assert {p.pk for p in got} == {p.pk for p in people}
+
+
+@pytest.mark.django_db
+def test_a_read_with_children_is_one_statement_in_the_order_asked_for(django_assert_num_queries):
+    org = OrganizationFactory()
+    manager = PersonFactory(organization=org)
+    reports = [PersonFactory(organization=org, manager=manager, full_name=name) for name in ("Cy", "Al", "Bo")]
+    alone = PersonFactory(organization=org)
+    children, on = ModelColumns(Person, "c"), "c.manager_id = p.id"
+    with django_assert_num_queries(1):
+        got, found = PERSON_WITH_STATE.fetch_with_children(children, on, "p.id = %s", [manager.pk], order="c.full_name")
+    assert _fields(got) == _fields(type(manager).objects.get(pk=manager.pk))
+    assert [c.full_name for c in found] == ["Al", "Bo", "Cy"]
+    expected = sorted(reports, key=lambda c: c.full_name)
+    assert [_fields(c) for c in found] == [_fields(type(c).objects.get(pk=c.pk)) for c in expected]
+    got, found = PERSON_WITH_STATE.fetch_with_children(children, on, "p.id = %s", [alone.pk], order="c.full_name")
+    assert got.pk == alone.pk and found == []  # no children: one row, NULLs on their side
+    nothing = PERSON_WITH_STATE.fetch_with_children(children, on, "p.id = %s", [alone.pk + 1000], order="c.id")
+    assert nothing == (None, [])
 
 
 @pytest.mark.django_db

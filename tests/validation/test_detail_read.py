@@ -69,7 +69,7 @@ def full(org):
 def test_the_read_equals_the_orms(full, django_assert_num_queries):
     verification, technician = full
     expected = _orm_read(verification.pk)
-    with django_assert_num_queries(3):  # the user's organisations, the joined row, the challenges
+    with django_assert_num_queries(2):  # the user's organisations; the joined row with the challenges
         got = selectors.verification_get_for_user(user=technician, pk=verification.pk)
     with django_assert_num_queries(0):
         person = got.person

@@ -41,7 +41,7 @@ def test_a_round_trip_costs_a_bounded_number_of_queries(
         )
     assert response.status_code == 302
     verification = VerificationRequest.objects.get()
-    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(17):
+    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(15):
         response = tech_client.post(reverse("validation:send", args=[verification.pk]), {"method": "sms_code"}, **HX)
     assert response.status_code == 200 and "Check code" in response.content.decode()
     for callback in queued:
@@ -50,7 +50,7 @@ def test_a_round_trip_costs_a_bounded_number_of_queries(
     assert challenge.status == Challenge.Status.SENT
     code = code_in(last_text(person.phone))
     url = re.search(r'hx-post="(/verifications/\d+/challenges/\d+/code/)"', response.content.decode()).group(1)
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(16):
         response = tech_client.post(url, {"code": code}, **HX)
     assert "Verified until" in response.content.decode()
 
