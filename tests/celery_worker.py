@@ -69,7 +69,8 @@ def running_worker(tmp_path: Path, *, name: str, extra_env: dict[str, str] | Non
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO"]
+            # The deployed pool (CELERY_WORKER_POOL: threads), one thread: tasks in the order sent.
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=1", "--loglevel=INFO"]
             + ["--without-gossip", "--without-mingle", "--without-heartbeat", f"--hostname={name}-{os.getpid()}@%h"],
             cwd=ROOT,
             env=env,
