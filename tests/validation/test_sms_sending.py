@@ -4,6 +4,7 @@ failures reach the technician without counting against the person."""
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -239,3 +240,20 @@ def test_the_client_keeps_its_connection_where_the_api_does(settings, monkeypatc
     peers = {request.peer for request in api.messages}
     assert len(api.messages) == 3
     assert len(peers) == (1 if keep_alive else 3)
+
+
+def test_a_web_process_never_loads_twilios_http_stack():
+    """Only the worker sends texts: the web processes check Twilio's signatures and never
+    import its REST client and HTTP stack (requests, urllib3: about 6 MB each, which the
+    export's memory budget counts)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; django.setup(); from django.urls import resolve; resolve('/');"
+        "import validation.views.webhooks;"
+        "print(sorted(m for m in ('twilio.rest', 'requests') if m in sys.modules))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

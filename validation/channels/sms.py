@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.http import HttpRequest
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from validation.channels.base import SendError
+
+if TYPE_CHECKING:
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +42,28 @@ PERMANENT_ERRORS = {
 }
 
 
-class _BaseUrlHttpClient(TwilioHttpClient):
-    """Twilio's own HTTP client, with requests to api.twilio.com sent to another base URL."""
-
-    def __init__(self, base_url: str, **kwargs):
-        super().__init__(**kwargs)
-        self._base = urlsplit(base_url)
-
-    def request(self, method, url, *args, **kwargs):
-        parts = urlsplit(url)
-        url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
-        return super().request(method, url, *args, **kwargs)
-
-
 @cache
 def _client() -> Client:
+    """Twilio's REST client, made when the process first sends a text (the worker): its HTTP
+    stack (requests, urllib3) is imported then, so the web processes, which only check
+    Twilio's signatures, never load it (about 6 MB of memory each)."""
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    class BaseUrlHttpClient(TwilioHttpClient):
+        """Twilio's own HTTP client, with requests to api.twilio.com sent to another base URL."""
+
+        def __init__(self, base_url: str, **kwargs):
+            super().__init__(**kwargs)
+            self._base = urlsplit(base_url)
+
+        def request(self, method, url, *args, **kwargs):
+            parts = urlsplit(url)
+            url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
+            return super().request(method, url, *args, **kwargs)
+
     http_client = (
-        _BaseUrlHttpClient(settings.TWILIO_API_BASE_URL, timeout=10)
+        BaseUrlHttpClient(settings.TWILIO_API_BASE_URL, timeout=10)
         if settings.TWILIO_API_BASE_URL
         else TwilioHttpClient(timeout=10)
     )
