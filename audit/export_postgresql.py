@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psycopg
+from django.conf import settings
 from django.db import connections
 from django.db.models import Func, QuerySet, TextField
 
@@ -134,11 +135,14 @@ def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
     """``COPY (<the queryset's SELECT>) TO STDOUT``, read as PostgreSQL sends it."""
     sql, params = rows.query.sql_with_params()
     connection = connections[rows.db]
+    work_mem = settings.AUDIT_EXPORT_WORK_MEM
     with connection.cursor() as cursor:
         # DateStyle: the server's default, which _ISO_TIME depends on.
         cursor.execute("SET DateStyle TO ISO")
         for name, value in _PLANNER:
             cursor.execute(f"SET {name} TO {value}")
+        if work_mem:
+            cursor.execute("SELECT set_config('work_mem', %s, false)", [work_mem])
     try:
         with (
             connection.cursor() as cursor,
@@ -147,7 +151,7 @@ def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
             yield from _pieces(copy)
     finally:
         with connection.cursor() as cursor:
-            for name, _ in _PLANNER:
+            for name in [name for name, _ in _PLANNER] + (["work_mem"] if work_mem else []):
                 cursor.execute(f"RESET {name}")
 
 

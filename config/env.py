@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,6 +35,22 @@ def _raw(name: str) -> str | None:
 def env_str(name: str, default: str | None = None) -> str | None:
     value = _raw(name)
     return default if value is None or value == "" else value
+
+
+_PG_MEMORY = re.compile(r"([1-9][0-9]{0,9})(kB|MB|GB)")
+_PG_MEMORY_KB = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}
+
+
+def env_pg_memory(name: str) -> str | None:
+    """A PostgreSQL memory size ("64MB", "1GB"; units kB, MB, GB) within what work_mem
+    takes (64 kB to 2 TB), or None when unset."""
+    value = env_str(name)
+    if value is None:
+        return None
+    match = _PG_MEMORY.fullmatch(value.strip())
+    if match is None or not 64 <= int(match[1]) * _PG_MEMORY_KB[match[2]] <= 2147483647:
+        raise ImproperlyConfigured(f"{name}: expected a PostgreSQL memory size such as 64MB or 1GB, got {value!r}")
+    return match[0]
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -24,6 +24,7 @@ from config.env import (
     env_email,
     env_int,
     env_list,
+    env_pg_memory,
     env_str,
     env_syslog_address,
     env_url,
@@ -449,5 +450,10 @@ AUDIT_CHECKPOINT_TOKEN = env_str("AUDIT_CHECKPOINT_TOKEN")
 # A process runs the chain's sealer after a commit at most this often (milliseconds); one run
 # seals every process's events, and the beat task seals every 3 s (docs/audit.md).
 AUDIT_SEAL_INTERVAL_MS = env_int("AUDIT_SEAL_INTERVAL_MS", 1000, minimum=0, maximum=2000)
+# PostgreSQL's work_mem for the duration of an export's COPY ("1GB"); unset, the server's. The
+# export sorts every formatted row: when they fit in memory nothing spills to disk, and JSON
+# lines stream about a third faster (docs/benchmarks.md), at that much server memory per
+# process of each running export.
+AUDIT_EXPORT_WORK_MEM = env_pg_memory("AUDIT_EXPORT_WORK_MEM")
 # audit_retention refuses to drop events younger than this (PCI DSS 10.5.1 asks for a year).
 AUDIT_RETENTION_MIN_DAYS = env_int("AUDIT_RETENTION_MIN_DAYS", 365, minimum=1)

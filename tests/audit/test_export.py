@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -243,6 +244,49 @@ def test_the_export_leaves_the_connections_planner_settings_as_it_found_them(eve
         for name, _ in export_postgresql._PLANNER:
             cursor.execute(f"SELECT setting = reset_val FROM pg_settings WHERE name = '{name}'")
             assert cursor.fetchone()[0], name
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY export runs on PostgreSQL only")
+def test_the_export_runs_with_the_configured_work_mem_and_restores_it(events, settings):
+    """AUDIT_EXPORT_WORK_MEM is set (a bound value) before the COPY and reset after it: the
+    connection, Django's persistent one, has its own value back."""
+    from audit.models import SecurityEvent
+
+    def work_mem() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW work_mem")
+            return cursor.fetchone()[0]
+
+    before = work_mem()
+    settings.AUDIT_EXPORT_WORK_MEM = "96MB"
+    statements: list[tuple[str, object]] = []
+
+    def recorded(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(recorded):
+        exported = b"".join(export_postgresql.csv_pieces(SecurityEvent.objects.order_by("-id")))
+    assert exported.count(b"\n") >= SecurityEvent.objects.count()
+    assert ("SELECT set_config('work_mem', %s, false)", ["96MB"]) in statements
+    assert statements[-1][0] == "RESET work_mem"
+    assert work_mem() == before
+
+
+def test_the_work_mem_setting_takes_postgresql_sizes_only():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.env import env_pg_memory
+
+    for good in ("64kB", "96MB", "1GB"):
+        os.environ["PORTAL_TEST_WORK_MEM"] = good
+        assert env_pg_memory("PORTAL_TEST_WORK_MEM") == good
+    for bad in ("1 GB", "1gb", "0MB", "32kB", "3000GB", "1GB'; RESET ALL; --", "-1"):
+        os.environ["PORTAL_TEST_WORK_MEM"] = bad
+        with pytest.raises(ImproperlyConfigured, match="PORTAL_TEST_WORK_MEM"):
+            env_pg_memory("PORTAL_TEST_WORK_MEM")
+    del os.environ["PORTAL_TEST_WORK_MEM"]
+    assert env_pg_memory("PORTAL_TEST_WORK_MEM") is None
 
 
 @pytest.mark.parametrize("url", [CSV, JSONL])

@@ -58,6 +58,8 @@ def test_production_mode_rejects_a_short_secret_key(tmp_path):
         ("EMAIL_URL", "carrier-pigeon://coop"),
         ("PUBLIC_BASE_URL", "portal.example.com"),
         ("DIRECTORY_DEFAULT_REGION", "Narnia"),
+        ("AUDIT_EXPORT_WORK_MEM", "1GB; DROP TABLE x"),
+        ("AUDIT_EXPORT_WORK_MEM", "32kB"),
     ],
 )
 def test_malformed_value_stops_start_up_and_names_the_variable(tmp_path, variable, value):
