@@ -58,11 +58,9 @@ def verification_get_for_user(*, user: User, pk: int) -> VerificationRequest:
     belongs to an organisation the user may not see. What the live view shows after every
     answer: written out (``accounts.rows``), as ``select_related`` over these six tables
     cost more CPU to compile than the rest of the request."""
-    scope = in_scope(user=user, alias="r", pk=pk)
-    verification, challenges = (
-        _DETAIL.fetch_with_children(_CHALLENGE_COLUMNS, _CHALLENGES_ON, *scope, order="c.created_at, c.id")
-        if scope
-        else (None, [])
+    where = _scope_or_404(user=user, pk=pk)
+    verification, challenges = _DETAIL.fetch_with_children(
+        _CHALLENGE_COLUMNS, _CHALLENGES_ON, *where, order="c.created_at, c.id"
     )
     if verification is None:
         raise Http404("No such verification")
@@ -93,28 +91,28 @@ _CHALLENGE_COLUMNS = ModelColumns(Challenge, "c")  # the request's challenges, i
 _CHALLENGES_ON = f"c.{Challenge._meta.get_field('request').column} = r.id"
 
 
-def _scoped(read: JoinedRead, *, user: User, pk: int) -> VerificationRequest:
-    """The request ``pk`` through ``read`` if it is in one of the user's organisations; else Http404."""
+def _scope_or_404(*, user: User, pk: int) -> tuple[str, list[int]]:
+    """The condition (alias ``r``) and values that the request ``pk`` is in one of the user's
+    organisations; Http404 when nothing can match."""
     scope = in_scope(user=user, alias="r", pk=pk)
-    verification = read.fetch(*scope) if scope else None
-    if verification is None:
+    if scope is None:
         raise Http404("No such verification")
-    return verification
+    return scope
 
 
 def verification_scoped_for_user(*, user: User, pk: int) -> VerificationRequest:
     """The bare request row (no related rows), for an action the services then load and
     lock themselves; Http404 like ``verification_get_for_user``."""
-    return _scoped(_BARE, user=user, pk=pk)
+    verification = _BARE.fetch(*_scope_or_404(user=user, pk=pk))
+    if verification is None:
+        raise Http404("No such verification")
+    return verification
 
 
 def verification_version_for_user(*, user: User, pk: int) -> int:
     """The request's version, in one scoped query: the live view's "anything new?" check,
     every second on every open page (written out like ``verification_get_for_user``)."""
-    scope = in_scope(user=user, alias="r", pk=pk)
-    if scope is None:
-        raise Http404("No such verification")
-    where, values = scope
+    where, values = _scope_or_404(user=user, pk=pk)
     versions = column_values(f"SELECT r.version FROM {VerificationRequest._meta.db_table} r WHERE {where}", values)  # noqa: S608
     if not versions:
         raise Http404("No such verification")
@@ -125,10 +123,10 @@ def challenge_scoped_for_user(*, user: User, pk: int, challenge_pk: int) -> Chal
     """The challenge ``challenge_pk`` of the request ``pk``, with that bare request row, in
     one scoped read; Http404 unless both exist, belong together and the request is in one
     of the user's organisations."""
-    scope = in_scope(user=user, alias="r", pk=pk)
+    where, values = _scope_or_404(user=user, pk=pk)
     challenge = (
-        _CHALLENGE_AND_REQUEST.fetch(f"c.id = %s AND {scope[0]}", [challenge_pk, *scope[1]])
-        if scope and possible_key(challenge_pk)
+        _CHALLENGE_AND_REQUEST.fetch(f"c.id = %s AND {where}", [challenge_pk, *values])
+        if possible_key(challenge_pk)
         else None
     )
     if challenge is None:

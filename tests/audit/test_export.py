@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -273,19 +272,19 @@ def test_the_export_runs_with_the_configured_work_mem_and_restores_it(events, se
     assert work_mem() == before
 
 
-def test_the_work_mem_setting_takes_postgresql_sizes_only():
+def test_the_work_mem_setting_takes_postgresql_sizes_only(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 
     from config.env import env_pg_memory
 
     for good in ("64kB", "96MB", "1GB"):
-        os.environ["PORTAL_TEST_WORK_MEM"] = good
+        monkeypatch.setenv("PORTAL_TEST_WORK_MEM", good)
         assert env_pg_memory("PORTAL_TEST_WORK_MEM") == good
     for bad in ("1 GB", "1gb", "0MB", "32kB", "3000GB", "1GB'; RESET ALL; --", "-1"):
-        os.environ["PORTAL_TEST_WORK_MEM"] = bad
+        monkeypatch.setenv("PORTAL_TEST_WORK_MEM", bad)
         with pytest.raises(ImproperlyConfigured, match="PORTAL_TEST_WORK_MEM"):
             env_pg_memory("PORTAL_TEST_WORK_MEM")
-    del os.environ["PORTAL_TEST_WORK_MEM"]
+    monkeypatch.delenv("PORTAL_TEST_WORK_MEM")
     assert env_pg_memory("PORTAL_TEST_WORK_MEM") is None
 
 

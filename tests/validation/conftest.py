@@ -1,13 +1,9 @@
-import os
-
 import pytest
 from django.urls import reverse
 
 from config import celery_app
-from tests.fakes.twilio_api import FakeTwilioApi
 from tests.validation.factories import OrganizationFactory, PersonFactory, technician_for
-from tests.validation.helpers import twilio_poster
-from validation.channels import sms
+from tests.validation.helpers import texts_to_a_fake_twilio, twilio_poster
 
 
 @pytest.fixture
@@ -34,15 +30,8 @@ def technician(org):
 @pytest.fixture
 def fake_twilio(settings, monkeypatch):
     """Texts go through the real twilio client to a fake of Twilio's API on 127.0.0.1."""
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(name, ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"])))
-    api = FakeTwilioApi(account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN).start()
-    settings.TWILIO_API_BASE_URL = api.base_url
-    settings.SMS_DEV_OUTBOX = False
-    sms._client.cache_clear()
-    yield api
-    api.stop()
-    sms._client.cache_clear()
+    with texts_to_a_fake_twilio(settings, monkeypatch) as api:
+        yield api
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
+import os
 import re
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import TOTP
 
-from tests.fakes.twilio_api import twilio_signature
+from tests.fakes.twilio_api import FakeTwilioApi, twilio_signature
+from validation.channels import sms
 from validation.models import OutboxMessage
 
 
@@ -49,3 +52,22 @@ def twilio_poster(client, settings, *, url_name: str, public_url: str):
         )
 
     return post
+
+
+@contextmanager
+def texts_to_a_fake_twilio(settings, monkeypatch, **options):
+    """The real twilio client sends to a fake of Twilio's API on 127.0.0.1 (``options`` go to
+    ``FakeTwilioApi``), with a client made afresh for it and dropped afterwards."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"])))
+    api = FakeTwilioApi(
+        account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN, **options
+    ).start()
+    settings.TWILIO_API_BASE_URL = api.base_url
+    settings.SMS_DEV_OUTBOX = False
+    sms._client.cache_clear()
+    try:
+        yield api
+    finally:
+        api.stop()
+        sms._client.cache_clear()

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from audit.models import SecurityEvent
-from tests.validation.helpers import code_in
+from tests.validation.helpers import code_in, texts_to_a_fake_twilio
 from validation import services
 from validation.channels import SendError
 from validation.channels.sms import PERMANENT_ERRORS, sms_send
@@ -222,21 +222,9 @@ def test_the_proxy_environment_is_read_once_and_still_obeyed(fake_twilio, monkey
 def test_the_client_keeps_its_connection_where_the_api_does(settings, monkeypatch, keep_alive):
     """api.twilio.com keeps connections open: the worker's client sends the next text on the
     same one (the benchmark's fake does too); a fake closing each connection gets a new one."""
-    from tests.fakes.twilio_api import FakeTwilioApi
-    from validation.channels import sms
-
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    api = FakeTwilioApi(
-        account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN, keep_alive=keep_alive
-    ).start()
-    settings.TWILIO_API_BASE_URL, settings.SMS_DEV_OUTBOX = api.base_url, False
-    sms._client.cache_clear()
-    try:
+    with texts_to_a_fake_twilio(settings, monkeypatch, keep_alive=keep_alive) as api:
         for n in range(3):
             sms_send(to="+12025550123", body=f"Text {n}", status_callback="https://portal.example/cb")
-    finally:
-        api.stop()
-        sms._client.cache_clear()
     peers = {request.peer for request in api.messages}
     assert len(api.messages) == 3
     assert len(peers) == (1 if keep_alive else 3)

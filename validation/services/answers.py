@@ -35,19 +35,14 @@ def attempt_take(challenge_id: int) -> bool:
 
 
 # Every answer takes an attempt and most approve: written out (accounts.rows), each cost the
-# ORM more CPU than the statement.
-_ATTEMPT_SQL = (
-    f"UPDATE {CHALLENGES} SET attempts = attempts + 1 WHERE id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"  # noqa: S608
-    " AND attempts < max_attempts AND expires_at > %s"
-)
-_APPROVE_SQL = (
-    f"UPDATE {CHALLENGES} SET status = %s, answered_at = %s"  # noqa: S608 - the model's table
-    f" WHERE id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"
-)
+# ORM more CPU than the statement. The challenge is open; taking an attempt also needs one left
+# and the challenge unexpired (the time a bound value, as the database stores it).
+_OPEN = f"id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"
+_ATTEMPT_LEFT = f"{_OPEN} AND attempts < max_attempts AND expires_at > %s"
+_ATTEMPT_SQL = f"UPDATE {CHALLENGES} SET attempts = attempts + 1 WHERE {_ATTEMPT_LEFT}"  # noqa: S608
+_APPROVE_SQL = f"UPDATE {CHALLENGES} SET status = %s, answered_at = %s WHERE {_OPEN}"  # noqa: S608
 _ATTEMPT_APPROVE_SQL = (
-    f"UPDATE {CHALLENGES} SET attempts = attempts + 1, status = %s, answered_at = %s"  # noqa: S608
-    f" WHERE id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"
-    " AND attempts < max_attempts AND expires_at > %s"
+    f"UPDATE {CHALLENGES} SET attempts = attempts + 1, status = %s, answered_at = %s WHERE {_ATTEMPT_LEFT}"  # noqa: S608
 )
 
 
