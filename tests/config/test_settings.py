@@ -41,6 +41,16 @@ def test_production_mode_refuses_to_start_without_secret_key(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_makemigrations_check_runs_without_production_secrets(tmp_path):
+    """`manage.py makemigrations --check` compares the models with the migration files: it
+    runs in development mode when DEBUG is unset, so it needs no SECRET_KEY."""
+    result = run_manage(tmp_path, "makemigrations", "--check", "--dry-run", SECRET_KEY=None, DEBUG=None)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    refused = run_manage(tmp_path, "check", SECRET_KEY=None, DEBUG=None)  # anything else still refuses
+    assert refused.returncode != 0 and "SECRET_KEY" in refused.stderr
+
+
 def test_production_mode_rejects_a_short_secret_key(tmp_path):
     result = run_manage(tmp_path, "check", SECRET_KEY="too-short")
     assert result.returncode != 0
