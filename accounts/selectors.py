@@ -76,7 +76,7 @@ def organization_ids_for_user(*, user: User) -> tuple[int, ...]:
         ids = tuple(Organization.objects.filter(active=True).order_by("pk").values_list("pk", flat=True))
     else:
         with connection.cursor() as cursor:
-            cursor.execute(_ASSIGNED_ACTIVE_SQL, [user.pk, ORG_CODENAME, "accounts", "organization"])
+            cursor.execute(_ASSIGNED_ACTIVE_SQL, [*_ASSIGNED_PARAMS, user.pk])
             ids = tuple(row[0] for row in cursor.fetchall())
     if memo is not None:
         memo[key] = ids
@@ -94,14 +94,40 @@ def organization_scope_forget(user: User) -> None:
 # ``_assigned_organization_ids`` joined to the active organisations, written out: every
 # signed-in request asks it, and building it through the ORM (a cast, three joins) cost
 # more than the rest of a small request. Same tables and conditions; SQLite and PostgreSQL.
-_ASSIGNED_ACTIVE_SQL = f"""
-SELECT o.id FROM {Organization._meta.db_table} o
-JOIN {UserObjectPermission._meta.db_table} p ON p.object_pk = CAST(o.id AS VARCHAR(255))
-JOIN {Permission._meta.db_table} a ON a.id = p.permission_id
+# Its values: _ASSIGNED_PARAMS, then the user's id.
+_ASSIGNED_ACTIVE_JOIN = f"""{UserObjectPermission._meta.db_table} p
+JOIN {Permission._meta.db_table} a ON a.id = p.permission_id AND a.codename = %s
 JOIN {ContentType._meta.db_table} t ON t.id = a.content_type_id AND t.id = p.content_type_id
-WHERE p.user_id = %s AND o.active AND a.codename = %s AND t.app_label = %s AND t.model = %s
-ORDER BY o.id
-"""  # noqa: S608 - the table names come from the models; every value is bound
+    AND t.app_label = %s AND t.model = %s
+JOIN {Organization._meta.db_table} o ON p.object_pk = CAST(o.id AS VARCHAR(255)) AND o.active"""  # noqa: S608
+_ASSIGNED_PARAMS = (ORG_CODENAME, "accounts", "organization")
+_ASSIGNED_ACTIVE_SQL = f"SELECT o.id FROM {_ASSIGNED_ACTIVE_JOIN} WHERE p.user_id = %s ORDER BY o.id"  # noqa: S608
+
+_USER = JoinedRead(User, "u")
+# The user, one row per assigned active organisation (one row with NULL for none).
+_USER_WITH_SCOPE_SQL = (
+    f"SELECT {_USER.select_sql}, o.id FROM {_USER.from_sql} "  # noqa: S608 - names from the models
+    f"LEFT JOIN ({_ASSIGNED_ACTIVE_JOIN}) ON p.user_id = u.id WHERE u.id = %s ORDER BY o.id"
+)
+
+
+def user_get_with_scope(*, pk: int) -> User | None:
+    """The user ``pk`` (None when there is none), for the sign-in backends' ``get_user``:
+    read in one statement with the organisations they are assigned to, which the request's
+    memo (``organization_scope_memo``) then holds, so a signed-in request asks one statement
+    where it asked two. Outside a memo (no request) only the user is kept."""
+    if not possible_key(pk):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_USER_WITH_SCOPE_SQL, [*_ASSIGNED_PARAMS, pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    user = _USER.instance(rows[0])
+    memo = _scope_memo.get()
+    if memo is not None and user.is_active and not user.is_superuser:
+        memo[(user.pk, False)] = tuple(row[-1] for row in rows if row[-1] is not None)
+    return user
 
 
 def organization_list_for_user(*, user: User) -> QuerySet[Organization]:

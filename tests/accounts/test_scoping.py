@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts import selectors
 from accounts.models import Role
-from accounts.services import organization_unassign_staff
+from accounts.services import organization_assign_staff, organization_unassign_staff
 from tests.accounts.factories import OrganizationFactory, PersonFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -237,3 +237,46 @@ def test_full_email_matches_only_that_address(technician, orgs, insider):
     assert selectors.person_search(user=technician, query="Jordan.Inside@ACME.example") == [insider]
     assert selectors.person_search(user=technician, query="jordan.inside@acme.exam") == [insider]
     assert len(selectors.person_search(user=technician, query="jordan.inside@acme")) == 2
+
+
+def test_the_user_is_read_with_their_active_organisations(orgs, django_assert_num_queries):
+    """The sign-in backends' read: the user and, inside a request's memo, their assigned
+    active organisations, in one statement; the scoped reads that follow ask nothing more."""
+    acme, globex = orgs
+    closed = OrganizationFactory(name="Closed", slug="closed", active=False)
+    user = UserFactory()
+    for organization in (globex, acme, closed):
+        organization_assign_staff(actor=None, organization=organization, user=user)
+    with selectors.organization_scope_memo(), django_assert_num_queries(1):
+        loaded = selectors.user_get_with_scope(pk=user.pk)
+        assert loaded == user and loaded.email == user.email
+        assert selectors.organization_ids_for_user(user=loaded) == tuple(sorted((acme.pk, globex.pk)))
+
+
+def test_a_user_without_organisations_is_read_with_none(orgs, django_assert_num_queries):
+    user = UserFactory()
+    with selectors.organization_scope_memo(), django_assert_num_queries(1):
+        loaded = selectors.user_get_with_scope(pk=user.pk)
+        assert selectors.organization_ids_for_user(user=loaded) == ()
+
+
+def test_a_superusers_organisations_are_every_active_one(orgs, django_assert_num_queries):
+    """A superuser is assigned nowhere and works on every active organisation: that is not
+    the assigned list the user read brings, so the scope is asked on its own."""
+    superuser = UserFactory(is_superuser=True, is_staff=True)
+    with selectors.organization_scope_memo(), django_assert_num_queries(2):
+        loaded = selectors.user_get_with_scope(pk=superuser.pk)
+        assert selectors.organization_ids_for_user(user=loaded) == tuple(sorted(o.pk for o in orgs))
+
+
+def test_outside_a_request_the_user_read_keeps_no_organisations(orgs, django_assert_num_queries):
+    user = UserFactory()
+    organization_assign_staff(actor=None, organization=orgs[0], user=user)
+    loaded = selectors.user_get_with_scope(pk=user.pk)
+    with django_assert_num_queries(1):
+        assert selectors.organization_ids_for_user(user=loaded) == (orgs[0].pk,)
+
+
+@pytest.mark.parametrize("pk", [0, -1, 2**63, 987654321])
+def test_no_user_is_read_for_a_missing_or_impossible_key(pk):
+    assert selectors.user_get_with_scope(pk=pk) is None

@@ -208,14 +208,34 @@ def test_the_proxy_environment_is_read_once_and_still_obeyed(fake_twilio, monkey
     sms._client.cache_clear()
     with pytest.raises(SendError):
         sms_send(to="+12025550101", body="hello", status_callback=CALLBACK_URL)
-    assert sms._client().http_client.session.trust_env is False
-    assert sms._client().http_client.proxy.get("http") == "http://127.0.0.1:9"
+    assert sms._client().http_client.proxy_url == "http://127.0.0.1:9"
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     sms._client.cache_clear()
     assert sms_send(to="+12025550101", body="hello", status_callback=CALLBACK_URL).startswith("SM")
     monkeypatch.setenv("NO_PROXY", "")  # read once: changing it now changes nothing for this client
     assert sms_send(to="+12025550101", body="hello again", status_callback=CALLBACK_URL).startswith("SM")
+
+
+@pytest.mark.parametrize("name", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_the_ca_bundle_is_the_one_the_environment_names(monkeypatch, tmp_path, name):
+    """As Twilio's requests-based client did: REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) names
+    the CAs that api.twilio.com's certificate is checked against; otherwise certifi's."""
+    import certifi
+
+    from validation.channels import sms
+
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+    assert sms._PooledHttpClient("https://api.twilio.com", timeout=10)._pool.connection_pool_kw["ca_certs"] == (
+        certifi.where()
+    )
+    bundle = tmp_path / "corporate-ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv(name, str(bundle))
+    client = sms._PooledHttpClient("https://api.twilio.com", timeout=10)
+    assert client._pool.connection_pool_kw["ca_certs"] == str(bundle)
+    assert client._pool.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
 
 
 @pytest.mark.parametrize("keep_alive", [True, False])

@@ -7,11 +7,14 @@ tests' fake Twilio API, a regional edge or a proxy).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import uuid
+from base64 import b64encode
 from functools import cache
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -21,7 +24,6 @@ from twilio.request_validator import RequestValidator
 from validation.channels.base import SendError
 
 if TYPE_CHECKING:
-    from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
 logger = logging.getLogger(__name__)
@@ -45,43 +47,83 @@ PERMANENT_ERRORS = {
 @cache
 def _client() -> Client:
     """Twilio's REST client, made when the process first sends a text (the worker): its HTTP
-    stack (requests, urllib3) is imported then, so the web processes, which only check
-    Twilio's signatures, never load it (about 6 MB of memory each)."""
-    from twilio.http.http_client import TwilioHttpClient
+    stack is imported then, so the web processes, which only check Twilio's signatures,
+    never load it (about 6 MB of memory each)."""
     from twilio.rest import Client
 
-    class BaseUrlHttpClient(TwilioHttpClient):
-        """Twilio's own HTTP client, with requests to api.twilio.com sent to another base URL."""
-
-        def __init__(self, base_url: str, **kwargs):
-            super().__init__(**kwargs)
-            self._base = urlsplit(base_url)
-
-        def request(self, method, url, *args, **kwargs):
-            parts = urlsplit(url)
-            url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
-            return super().request(method, url, *args, **kwargs)
-
-    http_client = (
-        BaseUrlHttpClient(settings.TWILIO_API_BASE_URL, timeout=10)
-        if settings.TWILIO_API_BASE_URL
-        else TwilioHttpClient(timeout=10)
-    )
-    _environment_read_once(http_client, settings.TWILIO_API_BASE_URL or "https://api.twilio.com")
+    http_client = _PooledHttpClient(settings.TWILIO_API_BASE_URL or "https://api.twilio.com", timeout=10)
     return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client)
 
 
-def _environment_read_once(http_client: TwilioHttpClient, url: str) -> None:
-    """Read the proxy and CA-bundle environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE,
-    ...) once, when the client is made, instead of on every text: requests re-reads it per
-    request, and that was a third of the CPU a send cost the worker."""
-    session = http_client.session
-    if session is None:
-        return
-    found = session.merge_environment_settings(url, http_client.proxy, None, None, None)
-    http_client.proxy = found["proxies"]
-    session.verify, session.cert = found["verify"], found["cert"]
-    session.trust_env = False
+class _PooledHttpClient:
+    """Twilio's HTTP client interface (``twilio.http.HttpClient``) on urllib3's connection
+    pool, the layer under Twilio's own requests-based client, which spent more CPU building
+    each request (hooks, cookies, the environment re-read) than urllib3 spends sending it.
+
+    Every request goes to ``base_url``'s scheme and host (api.twilio.com, or
+    TWILIO_API_BASE_URL: the tests' fake, a regional edge, a proxy) with the path Twilio's
+    library chose. The environment is read once, here, as requests would read it: a proxy
+    from HTTPS_PROXY/HTTP_PROXY unless NO_PROXY names the host, and the CA bundle from
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE (else certifi's). Connections are kept alive,
+    redirects not followed, nothing retried (the Celery task retries)."""
+
+    is_async = False
+
+    def __init__(self, base_url: str, *, timeout: float):
+        import urllib.request
+
+        import certifi
+        import urllib3
+
+        self.logger = logging.getLogger("twilio.http_client")
+        self.timeout = timeout
+        self._base = urlsplit(base_url)
+        host = self._base.hostname or ""
+        proxies = {} if urllib.request.proxy_bypass(host) else urllib.request.getproxies()
+        self.proxy_url = proxies.get(self._base.scheme)
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+        options = {"maxsize": 8, "retries": False, "ca_certs": ca_bundle, "cert_reqs": "CERT_REQUIRED"}
+        if self.proxy_url:
+            self._pool = urllib3.ProxyManager(self.proxy_url, **options)
+        else:
+            self._pool = urllib3.PoolManager(**options)
+        self._errors = (urllib3.exceptions.HTTPError, OSError)
+
+    def request(
+        self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
+        from twilio.http.response import Response
+
+        parts = urlsplit(url)
+        query = urlencode(_present(params), doseq=True) if params else parts.query
+        target = urlunsplit((self._base.scheme, self._base.netloc, parts.path, query, ""))
+        headers = dict(headers or {})
+        if auth:
+            headers["Authorization"] = "Basic " + b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+        body = None
+        if data is not None:
+            if headers.get("Content-Type") in ("application/json", "application/scim+json"):
+                body = json.dumps(data)
+            else:
+                body = urlencode(_present(data), doseq=True)
+                headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            response = self._pool.request(
+                method.upper(),
+                target,
+                body=body,
+                headers=headers,
+                redirect=allow_redirects,
+                timeout=timeout or self.timeout,
+            )
+        except self._errors as exc:
+            raise TwilioException(f"Twilio could not be reached: {type(exc).__name__}") from None
+        return Response(response.status, response.data.decode("utf-8", "replace"), response.headers)
+
+
+def _present(values: dict) -> dict:
+    """Form values as requests sends them: a key whose value is None is left out."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def sms_send(*, to: str, body: str, status_callback: str) -> str:
