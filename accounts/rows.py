@@ -215,18 +215,26 @@ def insert(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
     """``instance.save()`` for a new row of a model without save signals or custom save
     logic, as one written-out INSERT ... RETURNING its key: each field's ``pre_save`` (so
     ``auto_now`` times are set) and its preparation for the database, as a save does."""
-    model = type(instance)
     connection = connections[using]
     if not connection.features.can_return_columns_from_insert:
         instance.save(using=using)
         return
-    fields = _insert_fields(model)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    model = type(instance)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model), values)
+        cursor.execute(
+            f'{insert_into(model)} RETURNING "{model._meta.pk.column}"', insert_values(instance, using=using)
+        )
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = using
+
+
+def insert_values(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """The values of ``insert_into(type(instance))`` for a new row: each field's ``pre_save``
+    and its preparation for the database, as a save does."""
+    connection = connections[using]
+    fields = _insert_fields(type(instance))
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
 def _insert_fields(model: type[Model]) -> list:
@@ -234,10 +242,8 @@ def _insert_fields(model: type[Model]) -> list:
 
 
 @cache
-def _insert_sql(model: type[Model]) -> str:
+def insert_into(model: type[Model]) -> str:
+    """``INSERT INTO <table> (<every column but the key>) VALUES (%s, ...)``, for ``insert_values``."""
     fields = _insert_fields(model)
     columns = ", ".join(f'"{field.column}"' for field in fields)
-    return (
-        f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({placeholders(len(fields))})"  # noqa: S608
-        f' RETURNING "{model._meta.pk.column}"'
-    )
+    return f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({placeholders(len(fields))})"  # noqa: S608

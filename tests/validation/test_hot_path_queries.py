@@ -7,6 +7,7 @@ the counts include SAVEPOINT/RELEASE where production has BEGIN/COMMIT."""
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from accounts import services as account_services
@@ -35,7 +36,8 @@ def test_a_round_trip_costs_a_bounded_number_of_queries(
     tech_client, org, person, outbox, django_capture_on_commit_callbacks, django_assert_max_num_queries
 ):
     policy_for(organization=org, action=Action.OTHER)  # an organisation's first request makes its policy
-    with django_assert_max_num_queries(10):
+    # PostgreSQL makes the person's state row and reads their lock in one statement, SQLite in two.
+    with django_assert_max_num_queries(9 if connection.vendor == "postgresql" else 10):
         response = tech_client.post(
             reverse("validation:start", args=[person.pk]), {"action": "other", "ticket_reference": "INC-1"}
         )

@@ -5,6 +5,7 @@ second org admin of the organisation, with a reason."""
 import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -283,3 +284,21 @@ def test_an_alert_queued_under_the_earlier_task_name_still_reaches_the_admins(te
     fraud_alert.delay(locked.pk)  # as a message queued before the upgrade would run
     assert sorted(m.to[0] for m in mail.outbox) == sorted([technician.email, second_admin.email])
     assert "did not request" in mail.outbox[0].subject
+
+
+def test_ensuring_the_state_row_makes_it_once_and_tells_the_lock(person, django_assert_max_num_queries):
+    """``person_state_ensure`` makes the row the answers lock (one statement on PostgreSQL,
+    with the read of the lock), and never a second one; it reports a lock set earlier."""
+    from django.utils import timezone
+
+    from validation.services.requests import person_state_ensure
+
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 2):
+        assert person_state_ensure(person) is None
+    assert person_state_ensure(person) is None
+    assert PersonVerificationState.objects.filter(person=person).count() == 1
+    PersonVerificationState.objects.filter(person=person).update(locked_at=timezone.now(), locked_reason="Fraud")
+    assert person_state_ensure(person) == "Fraud"
+    PersonVerificationState.objects.filter(person=person).update(locked_reason="")
+    assert person_state_ensure(person) == "Verification is locked for this person"
+    assert PersonVerificationState.objects.filter(person=person).count() == 1

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Person, Role, User
-from accounts.rows import column_values, db_time, execute, insert, lock_clause, placeholders
+from accounts.rows import column_values, db_time, execute, insert, insert_into, insert_values, lock_clause, placeholders
 from accounts.selectors import user_works_on
 from audit.events import EventType
 from validation import params
@@ -30,10 +30,11 @@ def _may_work_on(user: User, person: Person) -> bool:
 def person_lock_reason(person: Person) -> str | None:
     """Why verification is locked for the person, or None; read now (never a cached row).
     Asked on every request start and send, so written out."""
-    reasons = column_values(_LOCK_REASON_SQL, [person.pk])
-    if not reasons:
-        return None
-    return reasons[0] or "Verification is locked for this person"
+    return _lock_reason(column_values(_LOCK_REASON_SQL, [person.pk]))
+
+
+def _lock_reason(reasons: list[str]) -> str | None:
+    return (reasons[0] or "Verification is locked for this person") if reasons else None
 
 
 _LOCK_REASON_SQL = (
@@ -42,10 +43,17 @@ _LOCK_REASON_SQL = (
 )
 
 
-def person_state_ensure(person: Person) -> None:
-    """Make sure the person has a verification state row (one statement, a no-op when it
-    exists): the answers to the request lock it first (``person_state_lock``) and find it."""
-    PersonVerificationState.objects.bulk_create([PersonVerificationState(person=person)], ignore_conflicts=True)
+def person_state_ensure(person: Person) -> str | None:
+    """Make sure the person has a verification state row, which the answers to the request
+    lock first (``person_state_lock``), and return ``person_lock_reason``. On PostgreSQL one
+    statement: the insert (nothing when the row exists) and the read of the row as it was
+    before, since a row inserted now is not locked."""
+    state = PersonVerificationState(person=person)
+    if connection.vendor != "postgresql":
+        PersonVerificationState.objects.bulk_create([state], ignore_conflicts=True)
+        return person_lock_reason(person)
+    ensure = f"WITH ensured AS ({insert_into(PersonVerificationState)} ON CONFLICT (person_id) DO NOTHING) "
+    return _lock_reason(column_values(ensure + _LOCK_REASON_SQL, [*insert_values(state), person.pk]))
 
 
 @transaction.atomic
@@ -62,8 +70,7 @@ def verification_request_create(
     ticket_reference = ticket_reference.strip()
     if not TICKET_PATTERN.match(ticket_reference):
         raise VerificationError("Enter the ticket reference: letters, digits and # . _ / : - only, at most 64.")
-    person_state_ensure(person)
-    lock = person_lock_reason(person)
+    lock = person_state_ensure(person)
     if lock:
         raise VerificationError(f"Verification is locked for {person}: {lock}. An org admin must lift the lock.")
     requirement = requirement_for(
