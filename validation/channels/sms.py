@@ -75,7 +75,6 @@ class _PooledHttpClient:
         import certifi
         import urllib3
 
-        self.logger = logging.getLogger("twilio.http_client")
         self.timeout = timeout
         self._base = urlsplit(base_url)
         host = self._base.hostname or ""
