@@ -211,6 +211,9 @@ class ChallengeApproval(models.Model):
 class PersonVerificationState(models.Model):
     """Per-person counters that outlive any one request: consecutive failures and the lock."""
 
+    # What the technician is told when a lock carries no reason of its own.
+    DEFAULT_LOCK_REASON = "Verification is locked for this person"
+
     person = models.OneToOneField(Person, on_delete=models.CASCADE, related_name="verification_state")
     consecutive_failures = models.PositiveIntegerField(default=0)
     locked_at = models.DateTimeField(null=True, blank=True)

@@ -21,6 +21,7 @@ from validation.models import (
     Action,
     Challenge,
     Method,
+    PersonVerificationState,
     VerificationPolicy,
     VerificationRequest,
 )
@@ -168,7 +169,7 @@ def person_lock_reason(person: Person) -> str | None:
     state = getattr(person, "verification_state", None)
     if state is None or state.locked_at is None:
         return None
-    return state.locked_reason or "Verification is locked for this person"
+    return state.locked_reason or PersonVerificationState.DEFAULT_LOCK_REASON
 
 
 def method_options_for_person(*, person: Person, now: datetime | None = None) -> list[MethodOption]:

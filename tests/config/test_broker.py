@@ -30,12 +30,27 @@ def channel(tmp_path):
         yield channel
 
 
-def test_a_message_being_written_is_not_read(channel):
-    """What a worker finds while a message is half written: a file it does not read (kombu's
-    own transport had it under the final name, empty, and the worker's JSON decoding failed)."""
-    (channel.out_folder / f"1_half.celery.msg{PARTIAL_SUFFIX}").write_bytes(b'{"body": "unfin')
-    with pytest.raises(Empty):
-        channel._get("celery")
+def test_a_worker_polling_while_a_message_is_written_finds_nothing(channel, monkeypatch):
+    """A worker that polls between the file's creation and its bytes (kombu's own transport
+    had the file under its final name, empty, and the worker's JSON decoding failed) finds
+    no message; the message is there whole once written."""
+    import config.broker
+
+    seen_mid_write = []
+
+    def dumps_while_a_worker_polls(payload):
+        assert list(channel.out_folder.iterdir()), "the file being written exists"
+        try:
+            seen_mid_write.append(channel._get("celery"))
+        except Empty:
+            seen_mid_write.append(None)
+        return real_dumps(payload)
+
+    real_dumps = config.broker.dumps
+    monkeypatch.setattr(config.broker, "dumps", dumps_while_a_worker_polls)
+    channel._put("celery", {"body": "whole"})
+    assert seen_mid_write == [None]
+    assert channel._get("celery") == {"body": "whole"}
 
 
 def test_a_message_put_is_read_whole_and_once(channel):

@@ -34,7 +34,7 @@ def person_lock_reason(person: Person) -> str | None:
 
 
 def _lock_reason(reasons: list[str]) -> str | None:
-    return (reasons[0] or "Verification is locked for this person") if reasons else None
+    return (reasons[0] or PersonVerificationState.DEFAULT_LOCK_REASON) if reasons else None
 
 
 _LOCK_REASON_SQL = (
