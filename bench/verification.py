@@ -17,7 +17,10 @@ send's transaction, to the fake API receiving the text; below it, the same from 
 the driver sent the send's POST, which adds the time the POST queued in gunicorn and the
 send's own work), answer to status visible; and the CPU time
 gunicorn and the Celery worker spent per round trip, and beside it what PostgreSQL, Redis and
-this driver spent and how busy the machine was. Numbers only; nothing is asserted.
+this driver spent and how busy the machine was. First it measures the machine's speed at that
+moment with a bare Django page (bench/bare_django.py; the issue's own reference for this
+machine kind is 600-850 requests per second) and prints it above the levels, so that runs on
+machines of different speeds can be compared. Numbers only; nothing is asserted.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_verification \\
     REDIS_URL=redis://127.0.0.1:6379/9 .venv/bin/python bench/verification.py
@@ -267,6 +270,7 @@ class Timings:
     visible: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     texted_at: dict[int, float] = field(default_factory=dict)  # person id -> when Twilio got it (epoch)
+    early_answers: int = 0  # answers posted before the worker had saved that the text was sent
 
 
 class TwilioArrivals:
@@ -366,6 +370,7 @@ async def round_trip(http: Http, session: tuple[str, str], person_id: int, phone
         response = await http.post(match.group(1), {"code": code}, htmx)
         if "still being sent" not in response.text:  # Twilio has it; the worker is saving that it is sent
             break
+        timings.early_answers += 1
         await asyncio.sleep(0.01)
     if "Verified until" not in response.text:
         raise RuntimeError(f"answer: HTTP {response.status}, not verified")
@@ -435,6 +440,9 @@ def main() -> None:
         help="Celery pool (default threads, as config/settings.py runs it)",
     )
     parser.add_argument("--port", type=int, default=8911)
+    parser.add_argument(
+        "--no-yardstick", action="store_true", help="skip the bare Django page measured first (bench/bare_django.py)"
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -464,6 +472,11 @@ def main() -> None:
     from django.db import connection
 
     connection.close()
+    yardstick = None
+    if not args.no_yardstick:  # the machine's speed now, before the portal's servers start
+        from bench.bare_django import measure
+
+        yardstick = measure(port=args.port + 1, workers=args.web_workers)
 
     logs = Path(env["PORTAL_VAR_DIR"])
     logs.mkdir(parents=True, exist_ok=True)
@@ -511,6 +524,10 @@ def main() -> None:
             f"gunicorn {args.web_workers} workers x {args.web_threads} threads, Celery worker {args.celery_pool} "
             f"pool of {args.celery_concurrency}, PostgreSQL and Redis on this machine, fake Twilio API in the driver"
         )
+        if yardstick is not None:
+            from bench.bare_django import yardstick_line
+
+            print(yardstick_line(*yardstick))
         people = list(seed_data.person_ids)
         # Warm up: connections, imports, the first request of each worker.
         asyncio.set_event_loop(loop)
@@ -542,6 +559,10 @@ def main() -> None:
             print(f"  creation to Twilio call   {percentiles(dispatch)}")
             print(f"  (send's POST to it        {percentiles(timings.dispatch)}, the send's queueing in gunicorn too)")
             print(f"  answer to status visible  {percentiles(timings.visible)}")
+            print(
+                f"  answers posted again because the text was still being saved as sent: "
+                f"{timings.early_answers / max(done, 1):.2f} per round trip (their CPU is in the figures below)"
+            )
             print(
                 f"  CPU per round trip: web {web_used:.1f} ms + worker {worker_used:.1f} ms = "
                 f"{web_used + worker_used:.1f} ms"
