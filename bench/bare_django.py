@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+
 def _database_url() -> str:
     from bench._setup import postgres_database_url
 
@@ -184,8 +185,8 @@ async def _drive(port: int, cookie: str, requests: int, concurrency: int) -> lis
 
 def measure(*, port: int = 8912, requests: int = 4000, concurrency: int = 32, workers: int = 4) -> tuple[float, float]:
     """(requests per second, CPU ms of gunicorn per request) of the bare page, served anew."""
-    from bench.verification import cpu_seconds, start_process, stop_process, wait_http
     from bench._setup import create_database_if_missing
+    from bench.verification import cpu_seconds, start_process, stop_process, wait_http
 
     url = _database_url()
     create_database_if_missing(url)
