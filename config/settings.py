@@ -129,6 +129,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's backend, its health check asking the server only when the socket is not quiet.
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     # Server-side binding lets psycopg prepare a statement after its 5th run on a
     # connection, so PostgreSQL stops re-planning the scoped joins of every request.
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):

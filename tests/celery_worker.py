@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 
 from tests.conftest import running_in_ci
@@ -26,7 +25,7 @@ START_SECONDS = 30
 def missing_services() -> str | None:
     if not os.environ.get("REDIS_URL"):
         return "REDIS_URL is not set"
-    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         return "DATABASE_URL does not point at PostgreSQL"
     return None
 

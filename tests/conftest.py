@@ -20,10 +20,10 @@ def chromium_missing_reason() -> str | None:
 
 
 def _postgres_problem() -> str | None:
-    from django.conf import settings
+    from django.db import connection
 
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql":
+    database = connection.settings_dict
+    if connection.vendor != "postgresql":
         return f"DATABASE_URL must point at PostgreSQL (the suite is using {database['ENGINE']})"
     import psycopg
 

@@ -1,12 +1,11 @@
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from audit.chain import security_event_seal
 from audit.events import EventType
 from audit.recorder import security_event_record
 
-ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRESQL = connection.vendor == "postgresql"
 postgresql_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="needs PostgreSQL (DATABASE_URL; CI sets it)")
 
 
