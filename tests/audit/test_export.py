@@ -3,8 +3,9 @@
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
 from django.db import connection
@@ -143,11 +144,12 @@ def test_csv_neutralises_spreadsheet_formulas(as_user, superuser, org_a):
 
 @pytest.mark.parametrize("url", [CSV, JSONL])
 def test_export_streams_lazily_in_pieces(as_user, superuser, events, busy, url, monkeypatch):
-    """Rows come from COPY on PostgreSQL (``iterator(chunk_size=...)`` elsewhere), only once
-    the response is consumed, and leave in pieces of ROWS_PER_CHUNK rows, never whole."""
+    """Rows come from PostgreSQL as it sends them (COPY for CSV, a streamed query for JSON
+    lines; ``iterator(chunk_size=...)`` elsewhere), only once the response is consumed, and
+    leave in pieces of ROWS_PER_CHUNK rows, never whole."""
     monkeypatch.setattr(audit_export, "ROWS_PER_CHUNK", 40)
     reads = []
-    real_iterator, real_copy = QuerySet.iterator, export_postgresql._copied
+    real_iterator, real_copy, real_stream = QuerySet.iterator, export_postgresql._copied, export_postgresql._streamed
 
     def iterator_spy(self, chunk_size=None):
         reads.append(("iterator", chunk_size))
@@ -157,16 +159,25 @@ def test_export_streams_lazily_in_pieces(as_user, superuser, events, busy, url, 
         reads.append(("copy", None))
         yield from real_copy(rows, options)
 
+    def stream_spy(rows):
+        reads.append(("stream", None))
+        yield from real_stream(rows)
+
     monkeypatch.setattr(QuerySet, "iterator", iterator_spy)
     monkeypatch.setattr(export_postgresql, "_copied", copy_spy)
+    monkeypatch.setattr(export_postgresql, "_streamed", stream_spy)
     response = as_user(superuser).get(url)
     assert isinstance(response, StreamingHttpResponse) and response.streaming
     assert reads == []  # nothing read before the response is consumed
     pieces = list(response.streaming_content)
-    copied = connection.vendor == "postgresql"
-    assert reads == [("copy", None)] if copied else [("iterator", audit_export.CHUNK_SIZE)]
+    if connection.vendor == "postgresql":
+        assert reads == [("copy", None)] if url == CSV else [("stream", None)]
+    else:
+        assert reads == [("iterator", audit_export.CHUNK_SIZE)]
     assert len(pieces) >= 4  # 125+ rows in pieces of 40 rows (plus the CSV header)
     assert max(len(p) for p in pieces) < 40 * 2000
+    if url == JSONL:
+        assert all(p.endswith(b"\n") for p in pieces)  # whole lines in every piece
 
 
 def run_verification_flow(technician, person, capture):
@@ -227,13 +238,17 @@ def test_exported_times_are_the_stored_instants(as_user, superuser, org_a, micro
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY export runs on PostgreSQL only")
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize("abandoned", [False, True])
-def test_the_export_leaves_the_connections_planner_settings_as_it_found_them(events, abandoned):
-    """The COPY changes planner settings; the connection is Django's own, persistent one,
-    so the next query must plan as usual, also after a download abandoned halfway."""
+def test_the_export_leaves_the_connection_as_it_found_it(events, busy, abandoned, fmt, monkeypatch):
+    """The export changes planner settings; the connection is Django's own, persistent one,
+    so the next query must plan as usual and run at once, also after a download abandoned
+    halfway (COPY ended, or the streamed query cancelled and its rows drained)."""
     from audit.models import SecurityEvent
 
-    pieces = export_postgresql.json_line_pieces(SecurityEvent.objects.order_by("-id"))
+    monkeypatch.setattr(audit_export, "ROWS_PER_CHUNK", 20)  # 125+ events: several pieces
+    events_query = SecurityEvent.objects.order_by("-id")
+    pieces = (export_postgresql.csv_pieces if fmt == "csv" else export_postgresql.json_line_pieces)(events_query)
     if abandoned:
         assert next(pieces)
         pieces.close()  # what the response's close() does when the client goes away
@@ -243,6 +258,9 @@ def test_the_export_leaves_the_connections_planner_settings_as_it_found_them(eve
         for name, _ in export_postgresql._PLANNER:
             cursor.execute(f"SELECT setting = reset_val FROM pg_settings WHERE name = '{name}'")
             assert cursor.fetchone()[0], name
+        cursor.execute("SELECT count(*) FROM audit_securityevent")
+        assert cursor.fetchone()[0] == SecurityEvent.objects.count()
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS  # the test's
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY export runs on PostgreSQL only")
@@ -329,3 +347,34 @@ def test_an_exported_event_can_be_verified_outside_the_database(as_user, superus
         if previous[0] == integer(row["sequence"]) - 1:
             assert row["previous_hash"] == previous[1]
         previous = (integer(row["sequence"]), row["hash"])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the streamed export runs on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)  # autocommit, as a web request's connection is
+def test_an_abandoned_json_lines_download_cancels_its_query_and_leaves_the_connection_usable(monkeypatch):
+    """More lines than the socket holds: the query is still running when the client goes
+    away, so psycopg cancels it and drains what arrived; the connection is idle again, its
+    settings reset, and the next query runs."""
+    from audit.models import SecurityEvent
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    SecurityEvent.objects.bulk_create(
+        SecurityEvent(
+            event_type=EventType.AUTH_LOGOUT,
+            actor_kind="system",
+            user_agent="x" * 400,
+            details={"n": n},
+            created_at=now + timedelta(microseconds=n),
+        )
+        for n in range(20_000)
+    )
+    monkeypatch.setattr(audit_export, "ROWS_PER_CHUNK", 50)
+    pieces = export_postgresql.json_line_pieces(SecurityEvent.objects.order_by("-created_at", "-id"))
+    first = next(pieces)
+    assert first.count(b"\n") == 50
+    pieces.close()
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setting = reset_val FROM pg_settings WHERE name = 'enable_indexscan'")
+        assert cursor.fetchone()[0]
+    assert SecurityEvent.objects.count() == 20_000
