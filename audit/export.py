@@ -27,7 +27,7 @@ from django.db.models.functions import Cast
 from audit.models import SecurityEvent
 
 CHUNK_SIZE = 2000  # rows per database fetch
-ROWS_PER_CHUNK = 1000  # rows per piece of the HTTP response
+ROWS_PER_CHUNK = 500  # rows per piece of the HTTP response, and per read of streamed rows
 BASE_COLUMNS = (
     "id",
     "created_at",
