@@ -223,19 +223,13 @@ def export_child(fmt: str, email: str, query: str, trace: bool) -> None:
         lines += piece.count(b"\n")
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if trace else None
-    rows = lines - 1 if fmt == "csv" else lines
-    print(
-        json.dumps(
-            {
-                "rows": rows,
-                "seconds": seconds,
-                "bytes": size,
-                "rss_before_kb": before,
-                "rss_peak_kb": peak_rss_kb(),
-                "traced_peak": peak,
-            }
-        )
-    )
+    _report_export(lines - 1 if fmt == "csv" else lines, seconds, size, before, traced_peak=peak)
+
+
+def _report_export(rows: int, seconds: float, size: int, rss_before_kb: int, *, traced_peak: int | None) -> None:
+    """The child's one line for run_export."""
+    numbers = {"rows": rows, "seconds": seconds, "bytes": size, "rss_before_kb": rss_before_kb}
+    print(json.dumps({**numbers, "rss_peak_kb": peak_rss_kb(), "traced_peak": traced_peak}))
 
 
 def plain_export_child() -> None:
@@ -260,19 +254,7 @@ def plain_export_child() -> None:
     for row in SecurityEvent.objects.order_by("-created_at", "-id").values_list(*BASE_COLUMNS, "details").iterator():
         writer.writerow(row)
         rows += 1
-    seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "rows": rows,
-                "seconds": seconds,
-                "bytes": sink.size,
-                "rss_before_kb": before,
-                "rss_peak_kb": peak_rss_kb(),
-                "traced_peak": None,
-            }
-        )
-    )
+    _report_export(rows, time.perf_counter() - started, sink.size, before, traced_peak=None)
 
 
 def run_export(fmt: str, email: str, query: str = "", *, trace: bool = False) -> dict:
