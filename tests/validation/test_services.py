@@ -389,3 +389,31 @@ def test_an_attempt_on_a_challenge_expiring_now_is_refused(technician, person):
     open_one.refresh_from_db()
     expired.refresh_from_db()
     assert (open_one.attempts, expired.attempts) == (1, 0)
+
+
+@pytest.mark.django_db
+def test_an_approvers_attempt_needs_the_challenge_sent(technician, person):
+    """``sent_only`` (the approver's code): a queued challenge takes no attempt, a sent one
+    does, and an expired one does not; without it a queued one does (the services refuse
+    a code for a queued text before they take an attempt)."""
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-9002"
+    )
+    now = timezone.now()
+    queued, sent, expired = (
+        Challenge.objects.create(request=verification, method=Method.MANAGER_APPROVAL, status=status, expires_at=at)
+        for status, at in (
+            ("queued", now + timedelta(minutes=5)),
+            ("sent", now + timedelta(minutes=5)),
+            ("sent", now - timedelta(microseconds=1)),
+        )
+    )
+    assert answers.attempt_take(queued.pk, sent_only=True) is False
+    assert answers.attempt_take(sent.pk, sent_only=True) is True
+    assert answers.attempt_take(expired.pk, sent_only=True) is False
+    assert answers.attempt_take(queued.pk) is True
+    assert [c.attempts for c in Challenge.objects.filter(pk__in=[queued.pk, sent.pk, expired.pk]).order_by("pk")] == [
+        1,
+        1,
+        0,
+    ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -25,7 +24,7 @@ from validation.channels.approval import (
 )
 from validation.models import APPROVAL_METHODS, Challenge, ChallengeApproval, Method, SendRecord, VerificationRequest
 from validation.services._common import VerificationError, bump, record, request_lock
-from validation.services.answers import challenge_approve
+from validation.services.answers import attempt_take, challenge_approve
 from validation.services.approvals import MAX_CODES, _deliver
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import failure_count, person_state_lock, verification_fail
@@ -176,14 +175,6 @@ def approver_code_dispatch(*, challenge_id: int, serial: int) -> None:
         )
 
 
-def attempt_take(challenge_id: int) -> bool:
-    return bool(
-        Challenge.objects.filter(
-            pk=challenge_id, status__in=Challenge.ANSWERABLE_STATUSES, attempts__lt=F("max_attempts")
-        ).update(attempts=F("attempts") + 1)
-    )
-
-
 def approver_code_confirm(*, token: str, code: str, request: HttpRequest | None = None) -> str | None:
     """Check the approver's identity code. Returns the proof nonce for the approver's
     browser when it is right, None when it is wrong (the fifth wrong one ends the challenge)."""
@@ -193,7 +184,7 @@ def approver_code_confirm(*, token: str, code: str, request: HttpRequest | None 
             raise VerificationError("Ask for a code first, or wait a moment for the one on its way.")
         if approval.code_expires_at <= timezone.now():
             raise VerificationError("This code has expired. Ask for a new one.")
-        if not attempt_take(challenge.pk):
+        if not attempt_take(challenge.pk, sent_only=True):
             raise links.BadLink("No attempts are left on this link.")
         challenge.refresh_from_db(fields=["attempts", "code_hmac"])
         if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
