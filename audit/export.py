@@ -86,7 +86,7 @@ def jsonl_chunks(events: QuerySet[SecurityEvent]) -> Iterator[str | bytes]:
 
         yield from json_line_pieces(events)
         return
-    for batch in _batches(_python_json_lines(events)):
+    for batch in batches(_python_json_lines(events)):
         batch.append("")
         yield "\n".join(batch)
 
@@ -122,7 +122,7 @@ def _python_csv(events: QuerySet[SecurityEvent]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     buffer.write(csv_header())
-    for batch in _batches(_rows(events)):
+    for batch in batches(_rows(events)):
         for row in batch:
             cells = ["" if v is None else v for v in row]
             for i in times:
@@ -150,7 +150,8 @@ def _python_json_lines(events: QuerySet[SecurityEvent]) -> Iterator[str]:
         yield f'{head[:-1]}, "details": {row[-1] or "{}"}}}'
 
 
-def _batches(rows: Iterable) -> Iterator[list]:
+def batches(rows: Iterable) -> Iterator[list]:
+    """The rows in lists of ``ROWS_PER_CHUNK`` (the last one shorter): one piece of the response each."""
     batch: list = []
     for row in rows:
         batch.append(row)

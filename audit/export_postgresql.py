@@ -181,25 +181,13 @@ def _streamed(rows: QuerySet) -> Iterator[bytes]:
         connection.cursor() as cursor,
         closing(cursor.cursor.stream(sql, params, size=size)) as rows_read,  # closed first
     ):
-        batch: list[str] = []
-        for (line,) in rows_read:
-            batch.append(line)
-            if len(batch) == export.ROWS_PER_CHUNK:
-                batch.append("")
-                yield "\n".join(batch).encode()
-                batch = []
-        if batch:
-            batch.append("")
+        for batch in export.batches(line for (line,) in rows_read):
+            batch.append("")  # a newline after the last line too
             yield "\n".join(batch).encode()
 
 
 def _pieces(copy: psycopg.Copy) -> Iterator[bytes]:
-    """The COPY's rows (one protocol message each) joined ``export.ROWS_PER_CHUNK`` at a time."""
-    batch: list[bytes] = []
-    for row in copy:
-        batch.append(bytes(row))
-        if len(batch) == export.ROWS_PER_CHUNK:
-            yield b"".join(batch)
-            batch = []
-    if batch:
+    """The COPY's rows (one protocol message each, its newline included) joined
+    ``export.ROWS_PER_CHUNK`` at a time."""
+    for batch in export.batches(bytes(row) for row in copy):
         yield b"".join(batch)
