@@ -472,11 +472,11 @@ def main() -> None:
     from django.db import connection
 
     connection.close()
-    yardstick = None
+    yardsticks = []
     if not args.no_yardstick:  # the machine's speed now, before the portal's servers start
         from bench.bare_django import measure
 
-        yardstick = measure(port=args.port + 1, workers=args.web_workers)
+        yardsticks = [(workers, measure(port=args.port + 1, workers=workers)) for workers in (1, args.web_workers)]
 
     logs = Path(env["PORTAL_VAR_DIR"])
     logs.mkdir(parents=True, exist_ok=True)
@@ -524,10 +524,11 @@ def main() -> None:
             f"gunicorn {args.web_workers} workers x {args.web_threads} threads, Celery worker {args.celery_pool} "
             f"pool of {args.celery_concurrency}, PostgreSQL and Redis on this machine, fake Twilio API in the driver"
         )
-        if yardstick is not None:
+        if yardsticks:
             from bench.bare_django import yardstick_line
 
-            print(yardstick_line(*yardstick))
+            for workers, (rate, cpu_ms) in yardsticks:
+                print(yardstick_line(rate, cpu_ms, workers=workers))
         people = list(seed_data.person_ids)
         # Warm up: connections, imports, the first request of each worker.
         asyncio.set_event_loop(loop)
