@@ -22,14 +22,14 @@ run: venv
 	DEBUG=true $(PY) manage.py seed_demo_access
 	DEBUG=true PUBLIC_BASE_URL=http://127.0.0.1:$(PORT) PYTHONUNBUFFERED=1 $(VENV)/bin/honcho -f Procfile.dev start -p $(PORT)
 
-## make test: ruff, then the whole pytest suite.
-test: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+## make test: ruff, mypy, then the whole pytest suite.
+test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+## make lint: ruff (lint and format) and mypy with django-stubs on the apps.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy accounts audit validation access config
 
 clean:

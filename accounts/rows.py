@@ -90,12 +90,12 @@ class JoinedRead(Generic[M]):
 
     def __init__(self, model: type[M], alias: str, *joins: tuple[str, str, str]):
         self.parts: list[tuple[ModelColumns, str | None, Any]] = [(ModelColumns(model, alias), None, None)]
-        models = {alias: model}
+        models: dict[str, type[Model]] = {alias: model}
         optional: set[str] = set()  # aliases that may be missing: every join below one is LEFT too
         clauses = []
         for parent_alias, name, alias_ in joins:
-            field = models[parent_alias]._meta.get_field(name)
-            related = field.related_model
+            field: Any = models[parent_alias]._meta.get_field(name)  # a relation: Django's types do not say so
+            related: type[Model] = field.related_model
             columns = ModelColumns(related, alias_)
             if field.concrete:  # a foreign key or one-to-one on the parent
                 may_miss = field.null or parent_alias in optional

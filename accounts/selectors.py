@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import cast
 
 import phonenumbers
 from django.conf import settings
@@ -266,7 +267,8 @@ def _as_e164(digits: str) -> str | None:
 
 
 def staff_for_organization(*, organization: Organization) -> QuerySet[User]:
-    return get_users_with_perms(organization, only_with_perms_in=["work_on_organization"], with_superusers=False)
+    users = get_users_with_perms(organization, only_with_perms_in=["work_on_organization"], with_superusers=False)
+    return cast(QuerySet[User], users)  # a queryset of users when attach_perms is off
 
 
 # --- Inactive staff accounts (accounts.services.user_lock_inactive / user_unlock) ----------

@@ -330,15 +330,16 @@ def _lock_change_reason(*, actor: User, user: User, reason: str, request: HttpRe
     return reason
 
 
-def _locked_row(*, actor: User, user: User, verb: str, allowed) -> User:
-    """The locked account, row-locked; UnlockError when it is not locked or ``allowed``
-    (``selectors.may_unlock`` or ``may_close``) says no. Call inside a transaction."""
+def _locked_row(*, actor: User, user: User, verb: str, allowed) -> tuple[User, datetime]:
+    """The locked account, row-locked, and when it was locked; UnlockError when it is not
+    locked or ``allowed`` (``selectors.may_unlock`` or ``may_close``) says no. Call inside a
+    transaction."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if locked.locked_at is None:
         raise UnlockError(f"{locked} is not locked.")
     if not allowed(actor=actor, user=locked):
         raise UnlockError(f"You may not {verb} {locked}.")
-    return locked
+    return locked, locked.locked_at
 
 
 def user_close(*, actor: User, user: User, reason: str, request: HttpRequest | None = None) -> User:
@@ -349,8 +350,7 @@ def user_close(*, actor: User, user: User, reason: str, request: HttpRequest | N
     every organisation. Records ``auth.staff_closed`` with the reason."""
     reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="closing")
     with transaction.atomic():
-        locked = _locked_row(actor=actor, user=user, verb="close", allowed=selectors.may_close)
-        locked_at = locked.locked_at
+        locked, locked_at = _locked_row(actor=actor, user=user, verb="close", allowed=selectors.may_close)
         locked.locked_at = None
         locked.save(update_fields=["locked_at"])
         security_event_record(
@@ -371,9 +371,8 @@ def user_unlock(*, actor: User, user: User, reason: str, request: HttpRequest | 
     (``unlocked_at``). Records ``auth.staff_unlocked`` with the reason; the user is emailed."""
     reason = _lock_change_reason(actor=actor, user=user, reason=reason, request=request, doing="unlocking")
     with transaction.atomic():
-        locked = _locked_row(actor=actor, user=user, verb="unlock", allowed=selectors.may_unlock)
+        locked, locked_at = _locked_row(actor=actor, user=user, verb="unlock", allowed=selectors.may_unlock)
         now = timezone.now()
-        locked_at = locked.locked_at
         locked.is_active = True
         locked.locked_at = None
         locked.unlocked_at = now

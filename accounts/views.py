@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -9,28 +11,32 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts import selectors
+from accounts.models import User
 
 
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    organizations = selectors.organization_list_for_user(user=request.user).annotate(people_count=Count("people"))
+    user = cast(User, request.user)
+    organizations = selectors.organization_list_for_user(user=user).annotate(people_count=Count("people"))
     return render(request, "accounts/dashboard.html", {"organizations": organizations})
 
 
 @require_GET
 @login_required
 def organization_list(request: HttpRequest) -> HttpResponse:
-    organizations = selectors.organization_list_for_user(user=request.user).annotate(people_count=Count("people"))
+    user = cast(User, request.user)
+    organizations = selectors.organization_list_for_user(user=user).annotate(people_count=Count("people"))
     return render(request, "accounts/organization_list.html", {"organizations": organizations})
 
 
 @require_GET
 @login_required
 def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    organization = selectors.organization_get_for_user(user=request.user, slug=slug)
+    user = cast(User, request.user)
+    organization = selectors.organization_get_for_user(user=user, slug=slug)
     query = request.GET.get("q", "")[:100]
-    people = selectors.person_search(user=request.user, query=query, organization=organization) if query else []
+    people = selectors.person_search(user=user, query=query, organization=organization) if query else []
     context = {
         "organization": organization,
         "query": query,
@@ -45,7 +51,7 @@ def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def person_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
-    people = selectors.person_search(user=request.user, query=query)
+    people = selectors.person_search(user=cast(User, request.user), query=query)
     context = {
         "query": query,
         "people": people,
@@ -58,6 +64,6 @@ def person_search(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    person = selectors.person_get_for_user(user=request.user, pk=pk)
+    person = selectors.person_get_for_user(user=cast(User, request.user), pk=pk)
     reports = person.reports.order_by("full_name")[:50]
     return render(request, "accounts/person_detail.html", {"person": person, "reports": reports})

@@ -136,9 +136,9 @@ def _rows(low: int, high: int, chunk_size: int) -> Iterator[tuple]:
     quote = connection.ops.quote_name
     table_of = {name: "l" for name in (*LINK_FIELDS, "hash")}
     columns = ", ".join(_PG_COLUMNS.get(name) or f"{table_of.get(name, 'e')}.{quote(name)}" for name in ROW_FIELDS)
-    links, events = quote(ChainLink._meta.db_table), quote(SecurityEvent._meta.db_table)
+    links_table, events_table = quote(ChainLink._meta.db_table), quote(SecurityEvent._meta.db_table)
     query = (
-        f"SELECT {columns} FROM {links} l JOIN {events} e ON e.id = l.event_id "  # noqa: S608 - quoted table names
+        f"SELECT {columns} FROM {links_table} l JOIN {events_table} e ON e.id = l.event_id "  # noqa: S608 - quoted table names
         "WHERE l.sequence BETWEEN %s AND %s ORDER BY l.sequence"
     )
     with transaction.atomic():

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from typing import overload
 from urllib.parse import urlsplit
 
 import environ
@@ -99,6 +100,10 @@ def env_database(name: str, default: str) -> dict:
     return config
 
 
+@overload
+def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str: ...
+@overload
+def env_url(name: str, default: None, *, schemes: tuple[str, ...]) -> str | None: ...
 def env_url(name: str, default: str | None, *, schemes: tuple[str, ...]) -> str | None:
     value = env_str(name, default)
     if value is None:

@@ -22,6 +22,7 @@ os.environ.setdefault("PORTAL_VAR_DIR", os.path.join(os.path.dirname(os.path.dir
 
 from config.env import env_bool, env_int  # noqa: E402
 from config.settings import *  # noqa: E402,F403
+from config.settings import CACHES as _SETTINGS_CACHES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -35,7 +36,7 @@ CSRF_COOKIE_SECURE = False
 SESSION_COOKIE_NAME = "sessionid"
 CSRF_COOKIE_NAME = "csrftoken"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
-if "RedisCache" not in CACHES["default"]["BACKEND"]:  # noqa: F405
+if "RedisCache" not in _SETTINGS_CACHES["default"]["BACKEND"]:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # The live server for browser tests serves static files straight from the finders.
 WHITENOISE_USE_FINDERS = True

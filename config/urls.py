@@ -6,7 +6,7 @@ from config.health import health
 
 # The admin signs in through allauth, so its login carries the same MFA stage.
 admin.autodiscover()
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]  # allauth's documented way
 admin.site.site_header = "Helpdesk validation portal"
 
 urlpatterns = [

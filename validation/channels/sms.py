@@ -13,7 +13,7 @@ import os
 import uuid
 from base64 import b64encode
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -81,7 +81,8 @@ class _PooledHttpClient:
         proxies = {} if urllib.request.proxy_bypass(host) else urllib.request.getproxies()
         self.proxy_url = proxies.get(self._base.scheme)
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-        options = {"maxsize": 8, "retries": False, "ca_certs": ca_bundle, "cert_reqs": "CERT_REQUIRED"}
+        options: dict[str, Any] = {"maxsize": 8, "retries": False, "ca_certs": ca_bundle, "cert_reqs": "CERT_REQUIRED"}
+        self._pool: urllib3.PoolManager
         if self.proxy_url:
             self._pool = urllib3.ProxyManager(self.proxy_url, **options)
         else:
