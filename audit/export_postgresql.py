@@ -124,7 +124,7 @@ def csv_pieces(events: QuerySet[SecurityEvent]) -> Iterator[bytes]:
     """The events as CSV rows (no header), ``export.ROWS_PER_CHUNK`` rows per piece."""
     columns = export.export_columns()
     cells = {f"export_{n}": _SQL(_csv_cell(column)) for n, column in enumerate(columns)}
-    return _copied(export.with_chain_link(events).annotate(**cells).values_list(*cells), "FORMAT csv")
+    return _copied(export.with_chain_link(events).annotate(**cells).values_list(*cells))
 
 
 def json_line_pieces(events: QuerySet[SecurityEvent]) -> Iterator[bytes]:
@@ -155,14 +155,14 @@ def _export_settings(connection) -> Iterator[None]:
                 cursor.execute(f"RESET {name}")
 
 
-def _copied(rows: QuerySet, options: str) -> Iterator[bytes]:
-    """``COPY (<the queryset's SELECT>) TO STDOUT``, read as PostgreSQL sends it."""
+def _copied(rows: QuerySet) -> Iterator[bytes]:
+    """``COPY (<the queryset's SELECT>) TO STDOUT WITH (FORMAT csv)``, read as PostgreSQL sends it."""
     sql, params = rows.query.sql_with_params()
     connection = connections[rows.db]
     with (
         _export_settings(connection),
         connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy,
+        cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
     ):
         yield from _pieces(copy)
 

@@ -155,9 +155,9 @@ def test_export_streams_lazily_in_pieces(as_user, superuser, events, busy, url, 
         reads.append(("iterator", chunk_size))
         return real_iterator(self, chunk_size=chunk_size)
 
-    def copy_spy(rows, options):
+    def copy_spy(rows):
         reads.append(("copy", None))
-        yield from real_copy(rows, options)
+        yield from real_copy(rows)
 
     def stream_spy(rows):
         reads.append(("stream", None))

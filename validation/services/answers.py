@@ -33,21 +33,26 @@ def attempt_take(challenge_id: int, *, sent_only: bool = False) -> bool:
     """Count one check against the challenge, atomically: never more than max_attempts, and
     only while it is open and unexpired. ``sent_only``: not while it is still queued either
     (an approver's code is checked on the page its text linked to)."""
-    sql, statuses = (_SENT_ATTEMPT_SQL, SENT_VALUES) if sent_only else (_ATTEMPT_SQL, OPEN_VALUES)
+    sql, statuses = (_SENT_ATTEMPT_SQL, _SENT_VALUES) if sent_only else (_ATTEMPT_SQL, OPEN_VALUES)
     return bool(execute(sql, [challenge_id, *statuses, db_time(timezone.now())]))
 
 
 # Every answer takes an attempt and most approve: written out (accounts.rows), each cost the
-# ORM more CPU than the statement. The challenge is open; taking an attempt also needs one left
-# and the challenge unexpired (the time a bound value, as the database stores it).
-_OPEN = f"id = %s AND status IN ({placeholders(len(OPEN_VALUES))})"
-_ATTEMPT_LEFT = f"{_OPEN} AND attempts < max_attempts AND expires_at > %s"
+# ORM more CPU than the statement. The challenge is in one of the statuses; taking an attempt
+# also needs one left and the challenge unexpired (the time a bound value, as stored).
+def _in(statuses: list[str]) -> str:
+    return f"id = %s AND status IN ({placeholders(len(statuses))})"
+
+
+def _attempt_left(statuses: list[str]) -> str:
+    return f"{_in(statuses)} AND attempts < max_attempts AND expires_at > %s"
+
+
+_SENT_VALUES = [status.value for status in Challenge.ANSWERABLE_STATUSES]
+_OPEN = _in(OPEN_VALUES)
+_ATTEMPT_LEFT = _attempt_left(OPEN_VALUES)
 _ATTEMPT_SQL = f"UPDATE {CHALLENGES} SET attempts = attempts + 1 WHERE {_ATTEMPT_LEFT}"  # noqa: S608
-SENT_VALUES = [status.value for status in Challenge.ANSWERABLE_STATUSES]
-_SENT_ATTEMPT_SQL = (
-    f"UPDATE {CHALLENGES} SET attempts = attempts + 1"  # noqa: S608 - the model's table
-    f" WHERE id = %s AND status IN ({placeholders(len(SENT_VALUES))}) AND attempts < max_attempts AND expires_at > %s"
-)
+_SENT_ATTEMPT_SQL = f"UPDATE {CHALLENGES} SET attempts = attempts + 1 WHERE {_attempt_left(_SENT_VALUES)}"  # noqa: S608
 _APPROVE_SQL = f"UPDATE {CHALLENGES} SET status = %s, answered_at = %s WHERE {_OPEN}"  # noqa: S608
 _ATTEMPT_APPROVE_SQL = (
     f"UPDATE {CHALLENGES} SET attempts = attempts + 1, status = %s, answered_at = %s WHERE {_ATTEMPT_LEFT}"  # noqa: S608

@@ -89,8 +89,11 @@ def enrollment_dispatch(*, authenticator_id: int) -> None:
             .exclude(pending_sealed_key="")
             .first()
         )
-        expires_at = authenticator.enrollment_expires_at if authenticator is not None else None
-        if authenticator is None or expires_at is None or expires_at <= timezone.now():
+        if (
+            authenticator is None
+            or authenticator.enrollment_expires_at is None
+            or authenticator.enrollment_expires_at <= timezone.now()
+        ):
             return
         # The phone may have changed, or verification locked, since the link was queued.
         unavailable = phone_unavailable_reason(authenticator.person) or person_lock_reason(authenticator.person)
