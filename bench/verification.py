@@ -425,7 +425,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
     parser.add_argument("--rounds", type=int, default=600, help="round trips per concurrency level (default 600)")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="gunicorn worker processes (default: one more than the cores, as docs/deployment.md advises)",
+    )
     parser.add_argument(
         "--web-threads",
         type=int,
@@ -476,7 +481,8 @@ def main() -> None:
     if not args.no_yardstick:  # the machine's speed now, before the portal's servers start
         from bench.bare_django import measure
 
-        yardsticks = [(workers, measure(port=args.port + 1, workers=workers)) for workers in (1, args.web_workers)]
+        # 1 and 4 workers, whatever the portal runs: the same two figures in every run and session.
+        yardsticks = [(workers, measure(port=args.port + 1, workers=workers)) for workers in (1, 4)]
 
     logs = Path(env["PORTAL_VAR_DIR"])
     logs.mkdir(parents=True, exist_ok=True)
