@@ -11,7 +11,6 @@ import phonenumbers
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 from django.db.models import BigIntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, StrIndex
 from django.db.models.lookups import GreaterThan
@@ -20,7 +19,7 @@ from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_users_with_perms
 
 from accounts.models import ImportJob, Organization, Person, Role, User
-from accounts.rows import JoinedRead, placeholders, possible_key
+from accounts.rows import JoinedRead, placeholders, possible_key, statement_cursor
 
 ORG_PERMISSION = "accounts.work_on_organization"
 ORG_CODENAME = "work_on_organization"
@@ -76,7 +75,7 @@ def organization_ids_for_user(*, user: User) -> tuple[int, ...]:
     if user.is_superuser:
         ids = tuple(Organization.objects.filter(active=True).order_by("pk").values_list("pk", flat=True))
     else:
-        with connection.cursor() as cursor:
+        with statement_cursor() as cursor:
             cursor.execute(_ASSIGNED_ACTIVE_SQL, [*_ASSIGNED_PARAMS, user.pk])
             ids = tuple(row[0] for row in cursor.fetchall())
     if memo is not None:
@@ -119,7 +118,7 @@ def user_get_with_scope(*, pk: int) -> User | None:
     where it asked two. Outside a memo (no request) only the user is kept."""
     if not possible_key(pk):
         return None
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(_USER_WITH_SCOPE_SQL, [*_ASSIGNED_PARAMS, pk])
         rows = cursor.fetchall()
     if not rows:

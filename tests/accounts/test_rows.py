@@ -3,11 +3,11 @@ the database in use, relations cached both ways, a missing row remembered as mis
 lock the first table's row where the database can."""
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Person
-from accounts.rows import JoinedRead, ModelColumns, placeholders
+from accounts.rows import JoinedRead, ModelColumns, column_values, execute, placeholders, statement_cursor
 from tests.accounts.factories import OrganizationFactory, PersonFactory
 from validation.models import PersonVerificationState
 
@@ -111,3 +111,92 @@ def test_a_join_below_a_missing_row_is_left_too():
     assert got is not None and got.manager is None
     with_manager = PersonFactory(organization=person.organization, manager=person)
     assert read.fetch("p.id = %s", [with_manager.pk]).manager.organization == person.organization
+
+
+@pytest.mark.django_db
+def test_written_out_statements_share_one_cursor_while_the_connection_lives():
+    with statement_cursor() as first:
+        first.execute("SELECT 1")
+    with statement_cursor() as second:
+        second.execute("SELECT 2")
+        assert second.fetchone() == (2,)
+    assert second is first
+    assert column_values("SELECT %s", [3]) == [3]
+
+
+@pytest.mark.django_db
+def test_while_queries_are_logged_each_statement_is_counted_on_a_cursor_of_its_own(django_assert_num_queries):
+    column_values("SELECT 1", [])  # a kept cursor exists
+    with django_assert_num_queries(2) as captured:
+        with statement_cursor() as first:
+            first.execute("SELECT 1")
+        with statement_cursor() as second:
+            second.execute("SELECT 2")
+    assert first is not second
+    assert [query["sql"] for query in captured.captured_queries] == ["SELECT 1", "SELECT 2"]
+
+
+@pytest.mark.django_db
+def test_execute_wrappers_see_every_statement_on_the_kept_cursor():
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    column_values("SELECT 1", [])
+    with connection.execute_wrapper(wrapper):
+        column_values("SELECT 2", [])
+        execute(f"UPDATE {Person._meta.db_table} SET full_name = full_name WHERE id = %s", [0])
+    assert len(seen) == 2
+
+
+@pytest.mark.django_db
+def test_an_error_is_djangos_and_changes_nothing_and_the_cursor_goes_on():
+    person = PersonFactory(full_name="Ada Example")
+    table = Person._meta.db_table
+    column_values("SELECT 1", [])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        execute(f"UPDATE {table} SET full_name = NULL WHERE id = %s", [person.pk])
+    assert column_values(f"SELECT full_name FROM {table} WHERE id = %s", [person.pk]) == ["Ada Example"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_connection_gets_a_new_cursor():
+    with statement_cursor() as kept:
+        kept.execute("SELECT 1")
+    connection.close()
+    connection.ensure_connection()  # as any other query would reconnect first
+    assert column_values("SELECT %s", [4]) == [4]
+    with statement_cursor() as new:
+        assert new is not kept
+
+
+@pytest.mark.django_db
+def test_a_new_request_gets_a_new_cursor_where_the_connection_is_health_checked():
+    with statement_cursor() as kept:
+        kept.execute("SELECT 1")
+    enabled = connection.health_check_enabled  # on PostgreSQL (settings); SQLite has none
+    connection.health_check_enabled = True
+    try:
+        connection.health_check_done = False  # what Django does when a request starts
+        with statement_cursor() as new:
+            new.execute("SELECT 1")
+        assert connection.health_check_done  # the check ran, in connection.cursor()
+    finally:
+        connection.health_check_enabled = enabled
+    assert new is not kept
+
+
+@pytest.mark.django_db
+def test_a_connection_shared_between_threads_gets_a_cursor_per_statement():
+    column_values("SELECT 1", [])
+    connection.inc_thread_sharing()
+    try:
+        with statement_cursor() as first:
+            first.execute("SELECT 1")
+        with statement_cursor() as second:
+            second.execute("SELECT 1")
+    finally:
+        connection.dec_thread_sharing()
+    assert first is not second

@@ -41,7 +41,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Person, User
-from accounts.rows import insert
+from accounts.rows import insert, statement_cursor
 from audit.events import EventType
 from audit.recorder import security_event_record
 from validation import crypto
@@ -187,7 +187,7 @@ def _full_until(limits: list[Limit], now: datetime) -> dict[str, datetime]:
         branches.append(_BRANCH.format(table=SendRecord._meta.db_table, match=match, n=n))
         params += [limit.key, *([limit.value] if limit.column else []), now - limit.window, limit.maximum - 1]
     windows = {limit.key: limit.window for limit in limits}
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         cursor.execute(" UNION ALL ".join(branches), params)
         rows = cursor.fetchall()
     return {key: _aware(created_at) + windows[key] for key, created_at in rows}
@@ -241,7 +241,7 @@ def _lock(limits: list[Limit]) -> None:
     if connection.vendor != "postgresql":
         return  # SQLite: every write transaction begins IMMEDIATE, one writer at a time
     ids = sorted({_lock_id(limit.key) for limit in limits})
-    with connection.cursor() as cursor:
+    with statement_cursor() as cursor:
         # One statement; PostgreSQL evaluates a volatile function in the select list after
         # the ORDER BY, so the locks are taken in id order and two senders cannot deadlock.
         cursor.execute(
