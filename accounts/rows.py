@@ -41,7 +41,8 @@ def statement_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
         kept is not None
         and connection.connection is not None
         and kept.cursor.connection is connection.connection
-        and (connection.health_check_done or not connection.health_check_enabled)
+        # Both set by Django at connect (django-stubs does not list them).
+        and (connection.health_check_done or not connection.health_check_enabled)  # type: ignore[attr-defined]
         and not connection.queries_logged
         and not connection.allow_thread_sharing
     ):
