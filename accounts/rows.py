@@ -34,7 +34,8 @@ def statement_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
     does every statement while queries are being logged (a debug cursor: the tests' query
     counts) or while the connection is shared between threads. Statements still run through
     Django's cursor wrapper: its error translation, broken-transaction check and execute
-    wrappers apply to each one."""
+    wrappers apply to each one. Read a statement's rows inside its ``with`` block, before any
+    other statement runs: the next one on the connection reuses the cursor."""
     connection = connections[using]
     kept = connection.__dict__.get("_statement_cursor")
     if (
