@@ -102,7 +102,7 @@ def test_events_wait_inside_their_transaction_and_are_sealed_once_it_commits(
     django_capture_on_commit_callbacks, monkeypatch
 ):
     runs = []
-    monkeypatch.setattr(chain, "security_event_seal", lambda: runs.append(chain_seal()))
+    monkeypatch.setattr(chain, "security_event_seal", lambda **kwargs: runs.append(chain_seal(**kwargs)))
     with django_capture_on_commit_callbacks(execute=True):
         record_events(3)
         assert SecurityEvent.objects.filter(link__isnull=True).count() == 3

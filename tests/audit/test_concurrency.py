@@ -106,6 +106,55 @@ def test_an_event_committed_while_another_process_seals_is_sealed_by_that_proces
 
 
 @postgresql_only
+def test_an_after_commit_run_looks_once_more_and_leaves_the_rest_to_the_next_run(monkeypatch):
+    """A run after a commit does not chase the tail while others keep committing: it seals
+    what was committed before it began, looks once more after letting go (B's event,
+    committed while its first batch held the lock) and leaves what was committed during that
+    look (C's) to the next run, here the beat task's."""
+    security_event_record(event_type=EventType.AUTH_LOGOUT)  # sealed now (autocommit)
+    turns = [(threading.Event(), threading.Event()) for _ in range(chain.AFTER_COMMIT_BATCHES)]
+    batches: list[int] = []
+    real_batch = chain._seal_batch
+
+    def slow_batch(using):
+        sealed = real_batch(using)
+        if threading.current_thread().name == "sealer-a":
+            batches.append(len(sealed))
+            if len(batches) <= len(turns):
+                holding, release = turns[len(batches) - 1]
+                holding.set()
+                release.wait(10)
+        return sealed
+
+    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
+
+    def sealer_a():
+        try:
+            with transaction.atomic():
+                security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "a"})
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=sealer_a, name="sealer-a")
+    a.start()
+    committed_meanwhile = []
+    for holding, release in turns:
+        assert holding.wait(10)
+        with transaction.atomic():  # its own run after this commit finds the lock taken
+            committed_meanwhile.append(security_event_record(event_type=EventType.AUTH_LOGOUT))
+        release.set()
+    a.join(10)
+
+    event_b, event_c = committed_meanwhile
+    assert batches == [1, 1]  # A's event, then B's; no third look
+    assert ChainLink.objects.get(event=event_b).sequence == 3
+    assert not ChainLink.objects.filter(event=event_c).exists()
+    assert chain.security_event_seal() == 1  # the beat task's run
+    assert ChainLink.objects.get(event=event_c).sequence == 4
+    assert chain_verify().ok
+
+
+@postgresql_only
 def test_a_writer_waits_for_the_sealer_when_the_chain_falls_behind(monkeypatch):
     """Back-pressure: while another process holds the chain lock and an event has waited more
     than BEHIND for its link, a writer does not go back to writing: it waits for the lock
