@@ -236,6 +236,13 @@ def column_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_AL
         return [row[0] for row in cursor.fetchall()]
 
 
+def row_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
+    """Every row a written-out SELECT returns, as tuples (no conversion)."""
+    with statement_cursor(using) as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
 def db_time(value: datetime, *, using: str = DEFAULT_DB_ALIAS) -> Any:
     """A time as the database takes it in a written-out statement (SQLite keeps text)."""
     return connections[using].ops.adapt_datetimefield_value(value)

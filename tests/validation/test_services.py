@@ -78,6 +78,17 @@ def test_sms_code_round_trip_verifies_an_other_request(technician, person, outbo
     assert verification.expires_at == verification.verified_at + timedelta(minutes=15)
 
 
+def test_verifying_closes_the_challenges_still_open(technician, person, outbox, capture):
+    verification = start(technician, person, Action.OTHER)
+    push = send(technician, verification, Method.PUSH, capture)
+    challenge = send(technician, verification, Method.SMS_CODE, capture)
+    assert services.sms_code_check(actor=technician, challenge=challenge, code=code_in(last_text(person.phone)))
+    push.refresh_from_db()
+    assert (push.status, push.failure_reason) == (Challenge.Status.EXPIRED, "Policy met")
+    challenge.refresh_from_db()
+    assert challenge.status == Challenge.Status.APPROVED
+
+
 def test_privileged_person_gets_an_8_digit_code(technician, org, outbox, capture):
     person = PersonFactory(organization=org, privileged=True)
     verification = start(technician, person, Action.OTHER)

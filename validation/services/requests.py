@@ -11,7 +11,17 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Person, Role, User
-from accounts.rows import column_values, db_time, execute, insert, insert_into, insert_values, lock_clause, placeholders
+from accounts.rows import (
+    column_values,
+    db_time,
+    execute,
+    insert,
+    insert_into,
+    insert_values,
+    lock_clause,
+    placeholders,
+    row_values,
+)
 from accounts.selectors import user_works_on
 from audit.events import EventType
 from validation import params
@@ -112,7 +122,9 @@ def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool 
     """After a challenge was approved: mark the request verified when the policy is met
     (True; the live view's version moves with it). Runs inside the caller's transaction
     with the request row locked."""
-    evaluation = requirement_evaluate(verification_requirement(verification), approved_methods(verification))
+    challenges = row_values(_METHODS_SQL, [verification.pk])  # (method, status), approved ones in answer order
+    approved = [method for method, status in challenges if status == Challenge.Status.APPROVED]
+    evaluation = requirement_evaluate(verification_requirement(verification), approved)
     if not evaluation.met or verification.status != VerificationRequest.Status.PENDING:
         return False
     now = timezone.now()
@@ -123,7 +135,8 @@ def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool 
         _VERIFIED_SQL,
         [VerificationRequest.Status.VERIFIED.value, db_time(now), db_time(verification.expires_at), verification.pk],
     )
-    _close_open_challenges(verification, reason="Policy met")
+    if any(status in OPEN_VALUES for _, status in challenges):  # most verifications leave none open
+        _close_open_challenges(verification, reason="Policy met")
     execute(_FAILURES_RESET_SQL, [verification.person_id])
     record(
         EventType.VERIFICATION_REQUEST_VERIFIED,
@@ -144,6 +157,7 @@ def _close_open_challenges(verification: VerificationRequest, *, reason: str) ->
 # than the statement.
 _STATES = PersonVerificationState._meta.db_table
 _APPROVED_SQL = f"SELECT method FROM {CHALLENGES} WHERE request_id = %s AND status = %s ORDER BY answered_at, id"  # noqa: S608
+_METHODS_SQL = f"SELECT method, status FROM {CHALLENGES} WHERE request_id = %s ORDER BY answered_at, id"  # noqa: S608
 _VERIFIED_SQL = (
     f"UPDATE {REQUESTS} SET status = %s, verified_at = %s, expires_at = %s, version = version + 1 WHERE id = %s"  # noqa: S608
 )
