@@ -66,40 +66,56 @@ def test_concurrent_writers_make_one_chain_without_gaps_or_forks():
     assert max(lags) < timedelta(seconds=5)
 
 
+class SealerA:
+    """Another process, A, in a thread: it runs ``work`` (recording an event, whose sealing
+    runs after its commit, or sealing itself), and each of the first ``pauses`` batches it
+    seals holds the chain lock until the test releases that turn."""
+
+    def __init__(self, monkeypatch, work, *, pauses: int = 1):
+        self.turns = [(threading.Event(), threading.Event()) for _ in range(pauses)]
+        self.batches: list[int] = []  # how many events each of A's batches sealed
+        real_batch = chain._seal_batch
+
+        def slow_batch(using):
+            sealed = real_batch(using)
+            if threading.current_thread() is self.thread:
+                self.batches.append(len(sealed))
+                if len(self.batches) <= len(self.turns):
+                    holding, release = self.turns[len(self.batches) - 1]
+                    holding.set()
+                    release.wait(10)
+            return sealed
+
+        monkeypatch.setattr(chain, "_seal_batch", slow_batch)
+        self.thread = threading.Thread(target=self._run, args=(work,), name="sealer-a")
+        self.thread.start()
+
+    @staticmethod
+    def _run(work) -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+
+def record_and_commit(**details):
+    with transaction.atomic():
+        return security_event_record(event_type=EventType.AUTH_LOGOUT, details=details)
+
+
 @postgresql_only
 def test_an_event_committed_while_another_process_seals_is_sealed_by_that_process(monkeypatch):
     """The sealer's hand-over: B commits while A holds the chain lock, so B's own attempt to
     seal gives up at once; A looks again after letting go and seals B's event."""
     security_event_record(event_type=EventType.AUTH_LOGOUT)  # sealed now (autocommit)
-    holding, release = threading.Event(), threading.Event()
-    real_batch = chain._seal_batch
-
-    def slow_batch(using):
-        sealed = real_batch(using)
-        if threading.current_thread().name == "sealer-a":
-            holding.set()
-            release.wait(10)
-        return sealed
-
-    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
-
-    def sealer_a():
-        try:
-            with transaction.atomic():
-                security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "a"})
-            # ...the recorder's after-commit sealing runs here, in slow_batch, holding the lock.
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=sealer_a, name="sealer-a")
-    a.start()
+    a = SealerA(monkeypatch, lambda: record_and_commit(by="a"))  # A's after-commit run holds the lock
+    holding, release = a.turns[0]
     assert holding.wait(10)
-    with transaction.atomic():
-        event_b = security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "b"})
+    event_b = record_and_commit(by="b")
     assert chain.security_event_seal() == 0  # A holds the lock: B gives up at once
     assert not ChainLink.objects.filter(event=event_b).exists()
     release.set()
-    a.join(10)
+    a.thread.join(10)
 
     assert ChainLink.objects.get(event=event_b).sequence == 3
     assert chain_verify().ok
@@ -112,41 +128,16 @@ def test_an_after_commit_run_looks_once_more_and_leaves_the_rest_to_the_next_run
     committed while its first batch held the lock) and leaves what was committed during that
     look (C's) to the next run, here the beat task's."""
     security_event_record(event_type=EventType.AUTH_LOGOUT)  # sealed now (autocommit)
-    turns = [(threading.Event(), threading.Event()) for _ in range(chain.AFTER_COMMIT_BATCHES)]
-    batches: list[int] = []
-    real_batch = chain._seal_batch
-
-    def slow_batch(using):
-        sealed = real_batch(using)
-        if threading.current_thread().name == "sealer-a":
-            batches.append(len(sealed))
-            if len(batches) <= len(turns):
-                holding, release = turns[len(batches) - 1]
-                holding.set()
-                release.wait(10)
-        return sealed
-
-    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
-
-    def sealer_a():
-        try:
-            with transaction.atomic():
-                security_event_record(event_type=EventType.AUTH_LOGOUT, details={"by": "a"})
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=sealer_a, name="sealer-a")
-    a.start()
+    a = SealerA(monkeypatch, lambda: record_and_commit(by="a"), pauses=chain.AFTER_COMMIT_BATCHES)
     committed_meanwhile = []
-    for holding, release in turns:
+    for holding, release in a.turns:
         assert holding.wait(10)
-        with transaction.atomic():  # its own run after this commit finds the lock taken
-            committed_meanwhile.append(security_event_record(event_type=EventType.AUTH_LOGOUT))
+        committed_meanwhile.append(record_and_commit())  # its own run after the commit gives up
         release.set()
-    a.join(10)
+    a.thread.join(10)
 
     event_b, event_c = committed_meanwhile
-    assert batches == [1, 1]  # A's event, then B's; no third look
+    assert a.batches == [1, 1]  # A's event, then B's; no third look
     assert ChainLink.objects.get(event=event_b).sequence == 3
     assert not ChainLink.objects.filter(event=event_c).exists()
     assert chain.security_event_seal() == 1  # the beat task's run
@@ -159,31 +150,13 @@ def test_a_writer_waits_for_the_sealer_when_the_chain_falls_behind(monkeypatch):
     """Back-pressure: while another process holds the chain lock and an event has waited more
     than BEHIND for its link, a writer does not go back to writing: it waits for the lock
     and seals, so the chain cannot fall further behind."""
-    holding, release = threading.Event(), threading.Event()
-    real_batch = chain._seal_batch
-
-    def slow_batch(using):
-        sealed = real_batch(using)
-        if threading.current_thread().name == "sealer-a":
-            holding.set()
-            release.wait(10)
-        return sealed
-
-    monkeypatch.setattr(chain, "_seal_batch", slow_batch)
-
-    def sealer_a():
-        try:
-            chain.security_event_seal()
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=sealer_a, name="sealer-a")
-    a.start()
+    a = SealerA(monkeypatch, chain.security_event_seal)
+    holding, release = a.turns[0]
     assert holding.wait(10)
-    with time_machine.travel(timezone.now() - chain.BEHIND - timedelta(seconds=1)), transaction.atomic():
-        late = security_event_record(event_type=EventType.AUTH_LOGOUT, details={"late": True})
+    with time_machine.travel(timezone.now() - chain.BEHIND - timedelta(seconds=1)):
+        late = record_and_commit(late=True)
     threading.Timer(0.3, release.set).start()
     assert chain.security_event_seal() == 1  # waited for A's lock, then sealed the late event
-    a.join(10)
+    a.thread.join(10)
     assert ChainLink.objects.filter(event=late).exists()
     assert chain_verify().ok
