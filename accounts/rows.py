@@ -229,18 +229,16 @@ def execute(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -
         return cursor.rowcount
 
 
-def column_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
-    """The first column of every row a written-out SELECT returns (ids, names: no conversion)."""
-    with statement_cursor(using) as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
-
-
 def row_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple]:
     """Every row a written-out SELECT returns, as tuples (no conversion)."""
     with statement_cursor(using) as cursor:
         cursor.execute(sql, params)
         return [tuple(row) for row in cursor.fetchall()]
+
+
+def column_values(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """The first column of every row a written-out SELECT returns (ids, names: no conversion)."""
+    return [row[0] for row in row_values(sql, params, using=using)]
 
 
 def db_time(value: datetime, *, using: str = DEFAULT_DB_ALIAS) -> Any:

@@ -115,16 +115,25 @@ def verification_requirement(verification: VerificationRequest) -> Requirement:
 
 
 def approved_methods(verification: VerificationRequest) -> list[str]:
-    return column_values(_APPROVED_SQL, [verification.pk, Challenge.Status.APPROVED.value])
+    """The methods answered correctly, in answer order."""
+    return _approved(_challenge_states(verification))
+
+
+def _challenge_states(verification: VerificationRequest) -> list[tuple[str, str]]:
+    """(method, status) of each of the request's challenges, the approved ones in answer order."""
+    return row_values(_CHALLENGE_STATES_SQL, [verification.pk])
+
+
+def _approved(states: list[tuple[str, str]]) -> list[str]:
+    return [method for method, status in states if status == Challenge.Status.APPROVED]
 
 
 def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool = False, request=None) -> bool:
     """After a challenge was approved: mark the request verified when the policy is met
     (True; the live view's version moves with it). Runs inside the caller's transaction
     with the request row locked."""
-    challenges = row_values(_METHODS_SQL, [verification.pk])  # (method, status), approved ones in answer order
-    approved = [method for method, status in challenges if status == Challenge.Status.APPROVED]
-    evaluation = requirement_evaluate(verification_requirement(verification), approved)
+    states = _challenge_states(verification)
+    evaluation = requirement_evaluate(verification_requirement(verification), _approved(states))
     if not evaluation.met or verification.status != VerificationRequest.Status.PENDING:
         return False
     now = timezone.now()
@@ -135,7 +144,7 @@ def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool 
         _VERIFIED_SQL,
         [VerificationRequest.Status.VERIFIED.value, db_time(now), db_time(verification.expires_at), verification.pk],
     )
-    if any(status in OPEN_VALUES for _, status in challenges):  # most verifications leave none open
+    if any(status in OPEN_VALUES for _, status in states):  # most verifications leave none open
         _close_open_challenges(verification, reason="Policy met")
     execute(_FAILURES_RESET_SQL, [verification.person_id])
     record(
@@ -156,8 +165,7 @@ def _close_open_challenges(verification: VerificationRequest, *, reason: str) ->
 # The statements of every approval, written out (accounts.rows): each cost the ORM more CPU
 # than the statement.
 _STATES = PersonVerificationState._meta.db_table
-_APPROVED_SQL = f"SELECT method FROM {CHALLENGES} WHERE request_id = %s AND status = %s ORDER BY answered_at, id"  # noqa: S608
-_METHODS_SQL = f"SELECT method, status FROM {CHALLENGES} WHERE request_id = %s ORDER BY answered_at, id"  # noqa: S608
+_CHALLENGE_STATES_SQL = f"SELECT method, status FROM {CHALLENGES} WHERE request_id = %s ORDER BY answered_at, id"  # noqa: S608
 _VERIFIED_SQL = (
     f"UPDATE {REQUESTS} SET status = %s, verified_at = %s, expires_at = %s, version = version + 1 WHERE id = %s"  # noqa: S608
 )
