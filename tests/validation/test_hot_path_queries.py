@@ -52,7 +52,9 @@ def test_a_round_trip_costs_a_bounded_number_of_queries(
     assert challenge.status == Challenge.Status.SENT
     code = code_in(last_text(person.phone))
     url = re.search(r'hx-post="(/verifications/\d+/challenges/\d+/code/)"', response.content.decode()).group(1)
-    with django_assert_max_num_queries(14):  # no other challenge open: none to close
+    # No other challenge open: none to close. PostgreSQL resets the failure counter in the
+    # verified update's statement, SQLite in a second one.
+    with django_assert_max_num_queries(13 if connection.vendor == "postgresql" else 14):
         response = tech_client.post(url, {"code": code}, **HX)
     assert "Verified until" in response.content.decode()
 

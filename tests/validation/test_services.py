@@ -142,6 +142,17 @@ def test_the_right_code_counts_its_attempt_with_the_approval(technician, person,
     assert challenge.answered_at is not None
 
 
+def test_verifying_resets_the_persons_failure_counter_and_no_one_elses(technician, person, outbox, capture):
+    other = PersonFactory(organization=person.organization)
+    PersonVerificationState.objects.create(person=other, consecutive_failures=2)
+    challenge, code = _code_answered_wrongly(technician, person, capture, 2)
+    assert PersonVerificationState.objects.get(person=person).consecutive_failures == 2
+    assert services.sms_code_check(actor=technician, challenge=challenge, code=code)
+    assert VerificationRequest.objects.get(pk=challenge.request_id).status == VerificationRequest.Status.VERIFIED
+    assert PersonVerificationState.objects.get(person=person).consecutive_failures == 0
+    assert PersonVerificationState.objects.get(person=other).consecutive_failures == 2
+
+
 def test_code_expires_after_five_minutes(technician, person, outbox, capture):
     verification = start(technician, person, Action.OTHER)
     challenge = send(technician, verification, Method.SMS_CODE, capture)

@@ -140,13 +140,14 @@ def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool 
     verification.status = VerificationRequest.Status.VERIFIED
     verification.verified_at = now
     verification.expires_at = now + params.RESULT_LIFETIME
-    execute(
-        _VERIFIED_SQL,
-        [VerificationRequest.Status.VERIFIED.value, db_time(now), db_time(verification.expires_at), verification.pk],
-    )
+    verified = [VerificationRequest.Status.VERIFIED.value, db_time(now), db_time(verification.expires_at)]
+    if connection.vendor == "postgresql":  # the failure counter's reset rides on the update
+        execute(_VERIFIED_RESET_SQL, [*verified, verification.pk])
+    else:
+        execute(_VERIFIED_SQL, [*verified, verification.pk])
+        execute(_FAILURES_RESET_SQL, [verification.person_id])
     if any(status in OPEN_VALUES for _, status in states):  # most verifications leave none open
         _close_open_challenges(verification, reason="Policy met")
-    execute(_FAILURES_RESET_SQL, [verification.person_id])
     record(
         EventType.VERIFICATION_REQUEST_VERIFIED,
         verification,
@@ -176,6 +177,13 @@ _CLOSE_OPEN_SQL = (
 # Nothing to write when there were no failures (most verifications): no new row version.
 _FAILURES_RESET_SQL = (
     f"UPDATE {_STATES} SET consecutive_failures = 0 WHERE person_id = %s AND consecutive_failures <> 0"  # noqa: S608
+)
+# Both in one statement where the database has data-modifying WITH (PostgreSQL): the
+# counter's update reads the request's update, so it runs after it.
+_VERIFIED_RESET_SQL = (
+    f"WITH verified AS ({_VERIFIED_SQL} RETURNING person_id) UPDATE {_STATES} s"  # noqa: S608 - the models' tables
+    " SET consecutive_failures = 0 FROM verified"
+    " WHERE s.person_id = verified.person_id AND s.consecutive_failures <> 0"
 )
 _STATE_LOCK_SQL = f"SELECT s.id FROM {_STATES} s JOIN {REQUESTS} r ON r.person_id = s.person_id WHERE r.id = %s"  # noqa: S608
 
