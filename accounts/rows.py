@@ -254,19 +254,28 @@ def lock_clause(alias: str, *, using: str = DEFAULT_DB_ALIAS) -> str:
     return f" FOR UPDATE OF {alias}" if features.has_select_for_update_of else " FOR UPDATE"
 
 
-def insert(instance: Model, *, using: str = DEFAULT_DB_ALIAS) -> None:
+def insert(instance: Model, *, also: tuple[str, Sequence[Any]] | None = None, using: str = DEFAULT_DB_ALIAS) -> None:
     """``instance.save()`` for a new row of a model without save signals or custom save
     logic, as one written-out INSERT ... RETURNING its key: each field's ``pre_save`` (so
-    ``auto_now`` times are set) and its preparation for the database, as a save does."""
+    ``auto_now`` times are set) and its preparation for the database, as a save does.
+
+    ``also``: one more written-out statement (an UPDATE: sql, values) to run with it, in the
+    same statement where the database has data-modifying WITH (PostgreSQL), else just
+    before. The two run in no set order there: the caller must already hold the row locks
+    either takes."""
     connection = connections[using]
+    together = also is not None and connection.vendor == "postgresql"
+    if also is not None and not together:
+        execute(*also, using=using)
     if not connection.features.can_return_columns_from_insert:
         instance.save(using=using)
         return
     model = type(instance)
+    sql, values = f'{insert_into(model)} RETURNING "{model._meta.pk.column}"', insert_values(instance, using=using)
+    if also is not None and together:
+        sql, values = f"WITH also AS ({also[0]}) {sql}", [*also[1], *values]
     with statement_cursor(using) as cursor:
-        cursor.execute(
-            f'{insert_into(model)} RETURNING "{model._meta.pk.column}"', insert_values(instance, using=using)
-        )
+        cursor.execute(sql, values)
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = using

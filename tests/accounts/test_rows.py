@@ -7,7 +7,15 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Person
-from accounts.rows import JoinedRead, ModelColumns, column_values, execute, placeholders, statement_cursor
+from accounts.rows import (
+    JoinedRead,
+    ModelColumns,
+    column_values,
+    execute,
+    insert,
+    placeholders,
+    statement_cursor,
+)
 from tests.accounts.factories import OrganizationFactory, PersonFactory
 from validation.models import PersonVerificationState
 
@@ -111,6 +119,19 @@ def test_a_join_below_a_missing_row_is_left_too():
     assert got is not None and got.manager is None
     with_manager = PersonFactory(organization=person.organization, manager=person)
     assert read.fetch("p.id = %s", [with_manager.pk]).manager.organization == person.organization
+
+
+@pytest.mark.django_db
+def test_an_insert_runs_its_other_statement_in_the_same_one_where_the_database_can(django_assert_num_queries):
+    person, other = PersonFactory(), PersonFactory()
+    PersonVerificationState.objects.create(person=other, consecutive_failures=3)
+    state = PersonVerificationState(person=person, consecutive_failures=1)
+    table = PersonVerificationState._meta.db_table
+    also = (f"UPDATE {table} SET consecutive_failures = consecutive_failures + 1 WHERE person_id = %s", [other.pk])  # noqa: S608
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
+        insert(state, also=also)
+    assert PersonVerificationState.objects.get(pk=state.pk).person_id == person.pk
+    assert PersonVerificationState.objects.get(person=other).consecutive_failures == 4
 
 
 @pytest.mark.django_db

@@ -43,7 +43,9 @@ def test_a_round_trip_costs_a_bounded_number_of_queries(
         )
     assert response.status_code == 302
     verification = VerificationRequest.objects.get()
-    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(14):
+    # PostgreSQL inserts the challenge and bumps the live view's version in one statement.
+    sends = 13 if connection.vendor == "postgresql" else 14
+    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(sends):
         response = tech_client.post(reverse("validation:send", args=[verification.pk]), {"method": "sms_code"}, **HX)
     assert response.status_code == 200 and "Check code" in response.content.decode()
     for callback in queued:

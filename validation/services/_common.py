@@ -40,7 +40,12 @@ def record(
 def bump(verification_id: int) -> None:
     """Tell the technician's live view that something changed (written out: every change
     of a request or its challenges asks it)."""
-    execute(_BUMP_SQL, [verification_id])
+    execute(*bump_statement(verification_id))
+
+
+def bump_statement(verification_id: int) -> tuple[str, list[int]]:
+    """``bump``'s statement and values, to run with another (``accounts.rows.insert``'s ``also``)."""
+    return _BUMP_SQL, [verification_id]
 
 
 def request_lock(*, pk: int | None = None, provider_message_id: str | None = None) -> bool:

@@ -21,7 +21,15 @@ from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
 from validation.models import Challenge, Method, SendRecord, VerificationRequest
-from validation.services._common import CHALLENGE_ROWS, CHALLENGES, VerificationError, bump, record, request_lock
+from validation.services._common import (
+    CHALLENGE_ROWS,
+    CHALLENGES,
+    VerificationError,
+    bump,
+    bump_statement,
+    record,
+    request_lock,
+)
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
@@ -92,14 +100,22 @@ def challenge_create(verification: VerificationRequest, method: str, *, status: 
         challenge.match_number, challenge.match_choices = match_numbers()
     elif method == Method.SMS_REPLY:
         challenge.match_number = reply_match_number(verification.person)
-    insert(challenge)  # written out (accounts.rows), like the reads of the round trip
-    challenge_created(verification, challenge, actor=actor, request=request)
+    # Written out (accounts.rows), with the live view's version bump in the same statement:
+    # the caller holds the request's row lock.
+    insert(challenge, also=bump_statement(verification.pk))
+    _challenge_created_event(verification, challenge, actor=actor, request=request)
     return challenge
 
 
 def challenge_created(verification: VerificationRequest, challenge: Challenge, *, actor, request, **details) -> None:
     """A new challenge on the request: the live view's version moves and the event is recorded."""
     bump(verification.pk)
+    _challenge_created_event(verification, challenge, actor=actor, request=request, **details)
+
+
+def _challenge_created_event(
+    verification: VerificationRequest, challenge: Challenge, *, actor, request, **details
+) -> None:
     record(
         EventType.VERIFICATION_CHALLENGE_CREATED,
         verification,
