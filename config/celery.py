@@ -2,7 +2,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.db import connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -31,6 +31,17 @@ def _connections_checked(task=None, **kwargs) -> None:
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:  # a worker's task never starts inside one
             connection.close_if_unusable_or_obsolete()
+
+
+@worker_ready.connect(weak=False, dispatch_uid="config.celery.heap_frozen")
+@worker_process_init.connect(weak=False, dispatch_uid="config.celery.heap_frozen_child")
+def _heap_frozen(**kwargs) -> None:
+    """The process that runs the tasks (the worker's own with the threads pool, each child
+    with prefork), once loaded: its long-lived objects out of the garbage collector's walks
+    (``config.heap``)."""
+    from config.heap import freeze_loaded
+
+    freeze_loaded()
 
 
 # Periodic work is listed here so the whole schedule is visible in one place.
