@@ -4,12 +4,17 @@ it, so the request after a restart still works."""
 
 import select
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import DataError, connection, connections
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+from psycopg.pq import Format
 
-from config.postgresql.base import DatabaseWrapper
+from config.postgresql.base import DatabaseWrapper, TimestamptzLoader, timestamptz_loader
+
+TIMESTAMPTZ_OID = 1184
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (DATABASE_URL; CI sets it)"),
@@ -95,3 +100,39 @@ def test_an_unusable_connection_object_gets_djangos_check(checks):
     _new_request()
     assert _backend_pid()  # reconnected
     assert checks == ["default"]
+
+
+# --- timestamptz values read with Python's C parser ---------------------------------------
+
+AS_DJANGO_READS = {
+    "2026-11-30 01:57:04.123456+00": datetime(2026, 11, 30, 1, 57, 4, 123456, tzinfo=UTC),
+    "2026-11-30 01:57:04+00": datetime(2026, 11, 30, 1, 57, 4, tzinfo=UTC),
+    "2026-11-30 07:27:04.5+05:30": datetime(2026, 11, 30, 1, 57, 4, 500000, tzinfo=UTC),
+    "0001-01-01 00:00:00+00": datetime(1, 1, 1, tzinfo=UTC),
+    "9999-12-31 23:59:59.999999+00": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+}
+
+
+def test_timestamps_read_as_djangos_own_loader_reads_them():
+    with connection.cursor() as cursor:
+        loader = cursor.cursor.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+        assert issubclass(loader, TimestamptzLoader) and loader.timezone == connection.timezone
+        for text, expected in AS_DJANGO_READS.items():
+            cursor.execute("SELECT %s::timestamptz", [text])
+            value = cursor.fetchone()[0]
+            assert value == expected and value.tzinfo == connection.timezone, text
+            django_loader = BaseTzLoader(TIMESTAMPTZ_OID, cursor.cursor)
+            django_loader.timezone = connection.timezone
+            assert django_loader.load(str(value.isoformat(" ")).encode()) == value
+
+
+@pytest.mark.parametrize("text", ["infinity", "-infinity", "0044-03-15 00:00:00+00 BC"])
+def test_what_python_cannot_hold_is_refused_as_django_refuses_it(text):
+    with connection.cursor() as cursor, pytest.raises(DataError, match="timestamp too"):
+        cursor.execute("SELECT %s::timestamptz", [text])
+        cursor.fetchone()
+
+
+def test_without_a_time_zone_a_timestamp_is_naive_in_the_sessions_zone():
+    loader = timestamptz_loader(None)(TIMESTAMPTZ_OID, connection.connection)
+    assert loader.load(b"2026-11-30 07:27:04.5+05:30") == datetime(2026, 11, 30, 7, 27, 4, 500000)
