@@ -1,9 +1,9 @@
 """A loaded process's long-lived objects, left out of Python's cyclic garbage collector.
 
-A web or worker process holds about 160,000 objects that live as long as it does: Django,
+A web or worker process holds 90,000-160,000 objects that live as long as it does: Django,
 the apps, the URLconf and its views. Python's full collections walk every one of them each
-time enough objects have reached the oldest generation (about 60 ms a walk on the 2-core
-benchmark machine, about once every few hundred requests; docs/benchmarks.md).
+time enough objects have reached the oldest generation: 40-60 ms a walk on the 2-core
+benchmark machine, about once every few hundred round trips (docs/benchmarks.md).
 ``gc.freeze()`` moves what is alive now to a permanent generation that collections skip;
 whatever requests and tasks allocate later is collected as before.
 """
