@@ -55,7 +55,11 @@ def test_concurrent_writers_make_one_chain_without_gaps_or_forks():
     with ThreadPoolExecutor(WRITERS) as pool:
         committed = sum(pool.map(writer, range(WRITERS), [barrier] * WRITERS))
 
-    # Each writer sealed right after its own commits: nothing is left for the backstop.
+    # The writers' after-commit runs sealed nearly everything. A run that found the lock
+    # taken while the holder ran its last batch (AFTER_COMMIT_BATCHES) leaves its events to
+    # the next run in any process or to the beat's (docs/audit.md): a few at the end at most.
+    assert SecurityEvent.objects.filter(link__isnull=True).count() <= WRITERS
+    chain.security_event_seal()  # the beat task's run
     assert SecurityEvent.objects.filter(link__isnull=True).count() == 0
     sequences = list(ChainLink.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, committed + 1))
