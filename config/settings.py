@@ -117,6 +117,18 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The live verification fragment only (config/jinja2.py says why).
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "config.jinja2.environment",
+            "autoescape": True,
+            "context_processors": ["django.contrib.messages.context_processors.messages"],
+        },
+    },
 ]
 
 # --- Database and broker -------------------------------------------------------

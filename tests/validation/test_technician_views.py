@@ -473,3 +473,56 @@ def test_htmx_actions_answer_with_the_live_fragment_and_its_message(tech_client,
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="verification-status"')
     assert "Code accepted." in html and "Verified until" in html
+
+
+# --- The live part, rendered by Jinja2 (config/jinja2.py) ---------------------------------
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+def test_the_live_part_escapes_what_people_and_staff_typed(client, org, outbox, capture):
+    person = PersonFactory(organization=org, full_name=f"Ada {HOSTILE}")
+    technician = technician_for(org, mfa=True)
+    technician.full_name = f"Terry {HOSTILE}"
+    technician.save()
+    verification = start(technician, person)
+    with capture(execute=True):
+        services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    services.sms_code_check(actor=technician, challenge=Challenge.objects.get(), code=code_in(last_text(person.phone)))
+    colleague = technician_for(org, mfa=True)  # watching: the fragment names who started it
+    services.verification_request_create(actor=colleague, person=person, action=Action.OTHER, ticket_reference="I-2")
+    for user in (technician, colleague):
+        client.force_login(user)
+        for response in (
+            detail(client, verification),
+            client.get(reverse("validation:status", args=[verification.pk]), {"version": "0"}),
+        ):
+            html = response.content.decode()
+            assert response.status_code == 200 and "Verified until" in html
+            assert HOSTILE not in html and "onerror=" not in html.replace("onerror=&#34;", "").replace(
+                "onerror=&quot;", ""
+            )
+            assert "Ada &lt;img src=x onerror=" in html
+
+
+def test_every_form_of_the_live_part_carries_the_same_working_csrf_token(org, person, outbox, capture):
+    from django.test import Client
+
+    technician = technician_for(org, mfa=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(technician)
+    verification = start(technician, person)
+    html = client.get(reverse("validation:status", args=[verification.pk]), {"version": "0"}).content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert len(tokens) >= 3 and len(set(tokens)) == 1  # masked once for the whole fragment
+    with capture(execute=True):
+        response = client.post(
+            reverse("validation:send", args=[verification.pk]),
+            {"method": "sms_code", "csrfmiddlewaretoken": tokens[0]},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200 and Challenge.objects.filter(request=verification).exists()
+    refused = Client(enforce_csrf_checks=True)
+    refused.force_login(technician)
+    response = refused.post(reverse("validation:cancel", args=[verification.pk]), {"csrfmiddlewaretoken": "x" * 64})
+    assert response.status_code == 403
