@@ -264,18 +264,20 @@ def insert(instance: Model, *, also: tuple[str, Sequence[Any]] | None = None, us
     before. The two run in no set order there: the caller must already hold the row locks
     either takes."""
     connection = connections[using]
-    together = also is not None and connection.vendor == "postgresql"
-    if also is not None and not together:
+    prefix, prefix_values = "", []
+    if also is not None and connection.vendor == "postgresql":
+        prefix, prefix_values = f"WITH also AS ({also[0]}) ", list(also[1])
+    elif also is not None:
         execute(*also, using=using)
     if not connection.features.can_return_columns_from_insert:
         instance.save(using=using)
         return
     model = type(instance)
-    sql, values = f'{insert_into(model)} RETURNING "{model._meta.pk.column}"', insert_values(instance, using=using)
-    if also is not None and together:
-        sql, values = f"WITH also AS ({also[0]}) {sql}", [*also[1], *values]
     with statement_cursor(using) as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(
+            f'{prefix}{insert_into(model)} RETURNING "{model._meta.pk.column}"',
+            [*prefix_values, *insert_values(instance, using=using)],
+        )
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
     instance._state.db = using

@@ -11,11 +11,11 @@ as in Django's templates.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from django.template.defaultfilters import date as django_date
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # Django has it; its stubs do not
 from jinja2 import Environment
 
 
@@ -23,10 +23,10 @@ def url(name: str, *args: Any) -> str:
     return reverse(name, args=args)
 
 
-def date(value: datetime | None, format_string: str) -> str:
-    if not value:
-        return ""
-    return dateformat.format(timezone.localtime(value) if timezone.is_aware(value) else value, format_string)
+def date(value: Any, format_string: str | None = None) -> str:
+    """Django's ``date`` filter, given the value in the current time zone as Django's
+    templates give it (the filter ``expects_localtime``)."""
+    return django_date(template_localtime(value), format_string)
 
 
 def environment(**options: Any) -> Environment:

@@ -24,6 +24,7 @@ from accounts.models import User
 from accounts.selectors import person_get_for_user
 from validation import selectors, services
 from validation.forms import ChallengeSendForm, CodeForm, VerificationStartForm
+from validation.models import VerificationRequest
 from validation.services import lockout
 
 LIST_PAGE_SIZE = 25
@@ -98,9 +99,8 @@ def verification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 def verification_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    verification = selectors.verification_get_for_user(user=cast(User, request.user), pk=pk)
-    status = selectors.verification_status(verification=verification, user=cast(User, request.user))
-    context = {"verification": verification, "status_html": _status_html(request, status, verification)}
+    verification, status_html = _live_part(request, pk)
+    context = {"verification": verification, "status_html": status_html}
     return render(request, "validation/technician/detail.html", context)
 
 
@@ -117,19 +117,23 @@ def verification_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _status_fragment(request: HttpRequest, pk: int) -> HttpResponse:
-    user = cast(User, request.user)
-    verification = selectors.verification_get_for_user(user=user, pk=pk)
-    status = selectors.verification_status(verification=verification, user=user)
-    response = HttpResponse(_status_html(request, status, verification))
+    response = HttpResponse(_live_part(request, pk)[1])
     response[FRAGMENT_HEADER] = "verification-status"  # the page reloads on anything else (a sign-in page)
     return response
 
 
-def _status_html(request: HttpRequest, status, verification) -> SafeString:
-    """The live part of the page, through Jinja2 (config/jinja2.py: the template that every
-    send, answer and changed poll renders), which escapes what it writes as Django does."""
-    context = {"status": status, "verification": verification}
-    return mark_safe(render_to_string(STATUS_TEMPLATE, context, request, using="jinja2"))  # noqa: S308 - escaped by Jinja2
+def _live_part(request: HttpRequest, pk: int) -> tuple[VerificationRequest, SafeString]:
+    """The request (a 404 out of the user's scope) and the live part of its page, through
+    Jinja2 (config/jinja2.py: the template that every send, answer and changed poll
+    renders), which escapes what it writes as Django does."""
+    user = cast(User, request.user)
+    verification = selectors.verification_get_for_user(user=user, pk=pk)
+    context = {
+        "status": selectors.verification_status(verification=verification, user=user),
+        "verification": verification,
+    }
+    html = render_to_string(STATUS_TEMPLATE, context, request, using="jinja2")
+    return verification, mark_safe(html)  # noqa: S308 - escaped by Jinja2
 
 
 def _after_action(request: HttpRequest, pk: int) -> HttpResponse:
