@@ -299,6 +299,10 @@ class SendRecord(models.Model):
     )
     destination_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Every row's place in one count of all sends, 1, 2, 3, ... with no gaps, in the order of
+    # created_at: the global ceilings look up the maximum-th newest send by it in one index
+    # step, instead of walking every send in the window (``validation.services.limits``).
+    sequence = models.BigIntegerField(unique=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

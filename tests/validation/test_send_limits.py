@@ -210,6 +210,65 @@ def test_the_global_ceiling_per_hour(clock, settings, outbox):
     send(technician_for(org), people[3])
 
 
+def test_each_send_gets_the_next_number_in_the_count_of_all_sends(clock, settings, outbox):
+    org = OrganizationFactory()
+    for n, person in enumerate(PersonFactory.create_batch(4, organization=org)):
+        send(technician_for(org), person)
+        clock.shift(timedelta(seconds=n))  # also two sends in the same instant
+    records = list(SendRecord.objects.order_by("sequence").values_list("sequence", "created_at"))
+    assert [sequence for sequence, _ in records] == [1, 2, 3, 4]
+    assert [at for _, at in records] == sorted(at for _, at in records)
+
+
+def ledger_rows(count, *, start, step):
+    """``count`` sends already in the ledger, one every ``step`` from ``start``, numbered 1 up."""
+    SendRecord.objects.bulk_create(
+        SendRecord(kind="challenge", destination_hash="0" * 64, created_at=start + n * step, sequence=n + 1)
+        for n in range(count)
+    )
+
+
+def test_a_global_ceiling_of_thousands_reads_two_rows_not_thousands(clock, settings, outbox):
+    """The maximum-th newest send is found by its number: the global branches read one row
+    each (and the newest one), not every send of the window (as ORDER BY ... OFFSET did)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("EXPLAIN ANALYZE's row counts are PostgreSQL's")
+    settings.VERIFICATION_SEND_LIMIT_GLOBAL_MINUTE = 10000
+    settings.VERIFICATION_SEND_LIMIT_GLOBAL_HOUR = 100000
+    ledger_rows(3000, start=T0 - timedelta(seconds=50), step=timedelta(milliseconds=10))
+    person = PersonFactory()
+    technician = technician_for(person.organization)
+    global_limits = [
+        limit
+        for limit in limits.limits_for(person=person, technician=technician, destination_hash="1" * 64)
+        if limit.column is None
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        ledger = limits._ledger(global_limits, T0)
+    captured = [q["sql"] for q in queries.captured_queries]
+    assert ledger.full_until == {} and ledger.newest_sequence == 3000
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + captured[0])
+        plan = cursor.fetchone()[0]
+
+    def rows_read(node):
+        own = node.get("Actual Rows", 0) * node.get("Actual Loops", 1) if node.get("Relation Name") else 0
+        return own + sum(rows_read(child) for child in node.get("Plans", []))
+
+    assert rows_read(plan[0]["Plan"]) <= 3  # the newest, then one row per ceiling
+
+
+def test_a_global_ceiling_refuses_with_a_row_missing_from_the_count(clock, settings, outbox):
+    """Should a numbered row ever go (deleted by hand), the ceiling errs towards refusing: it
+    takes the nearest row below the number it looked for, whose time is no later."""
+    settings.VERIFICATION_SEND_LIMIT_GLOBAL_HOUR = 3
+    ledger_rows(5, start=T0 - timedelta(minutes=50), step=timedelta(minutes=1))
+    SendRecord.objects.filter(sequence=3).delete()  # 1, 2, 4, 5 left: four in the hour
+    person = PersonFactory()
+    message = refused(technician_for(person.organization), person)
+    assert "at most 3 messages per hour in all. Try again at 10:11:00 UTC" in message  # when 2 leaves
+
+
 # --- Locked person ----------------------------------------------------------------------
 
 
@@ -360,6 +419,8 @@ def test_old_ledger_rows_are_pruned_by_the_expiry_sweep(clock, technician, perso
     clock.move_to(T0 + limits.RECORDS_KEPT + timedelta(seconds=1))
     services.verification_expire_stale()
     assert not SendRecord.objects.exists()
+    send(technician, PersonFactory(organization=person.organization))
+    assert SendRecord.objects.get().sequence == 1  # an empty ledger counts from one again
 
 
 @pytest.mark.django_db(transaction=True)
