@@ -1,12 +1,18 @@
-"""kombu's filesystem transport, the broker `make run` uses when there is no Redis, with each
-message written whole before a worker can see it.
+"""kombu's transports as the portal runs them.
 
-kombu's ``_put`` creates the message file under its final name and then writes it, while a
-worker polling the folder moves and reads every file with that name (it does not take the
-writer's lock). A worker that came by between the two read an empty file and stopped on a
-JSONDecodeError, taking the whole `make run` down with it (seen when beat queued several tasks
-at once; celery/kombu#1551). Here the message is written under a name no queue reads, then
-renamed into place: a rename within a folder is atomic.
+Without Redis (`make run`): kombu's filesystem transport, with each message written whole
+before a worker can see it. kombu's ``_put`` creates the message file under its final name and
+then writes it, while a worker polling the folder moves and reads every file with that name (it
+does not take the writer's lock). A worker that came by between the two read an empty file and
+stopped on a JSONDecodeError, taking the whole `make run` down with it (seen when beat queued
+several tasks at once; celery/kombu#1551). Here the message is written under a name no queue
+reads, then renamed into place: a rename within a folder is atomic.
+
+With Redis (``redis://``): kombu's Redis transport, keeping one redis-py client per connection
+pool for its commands, as ``config.cache`` does for the cache. kombu builds a new client for
+each publish and for each acknowledgement's bookkeeping, and redis-py fills a table of ~170
+response callbacks in every one (docs/benchmarks.md). A client is thread-safe and only wraps
+its pool (the worker's pool of threads shares it), so one per pool serves every command.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import filesystem, redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -39,3 +45,21 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+class RedisChannel(redis.Channel):
+    _pooled_client = None
+
+    def _create_client(self, asynchronous=False):
+        """The client of the channel's pool (a new pool, after a fork or a reconnection,
+        gets a new client); the asynchronous one, which kombu builds once, as kombu does."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._pooled_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._pooled_client = super()._create_client()
+        return client
+
+
+class RedisTransport(redis.Transport):
+    Channel = RedisChannel

@@ -1,6 +1,8 @@
-"""The development broker (kombu's filesystem transport, `make run` without Redis): a worker
-never sees a message before it is written whole (celery/kombu#1551 stopped the worker)."""
+"""The brokers' transports (config/broker.py). The development broker (kombu's filesystem
+transport, `make run` without Redis): a worker never sees a message before it is written whole
+(celery/kombu#1551 stopped the worker). Redis: one redis-py client per connection pool."""
 
+import os
 import subprocess
 import sys
 import time
@@ -64,7 +66,7 @@ def test_a_message_put_is_read_whole_and_once(channel):
         channel._get("celery")
 
 
-def test_the_development_settings_use_it_and_redis_does_not():
+def test_the_development_settings_use_it_and_redis_urls_the_pooled_one():
     code = "from django.conf import settings; print(getattr(settings, 'CELERY_BROKER_TRANSPORT', None))"
     run = [sys.executable, "-c", f"import django; django.setup(); {code}"]
 
@@ -73,4 +75,62 @@ def test_the_development_settings_use_it_and_redis_does_not():
         return subprocess.run(run, env={**base, **env}, capture_output=True, text=True, check=True).stdout.strip()
 
     assert transport() == "config.broker:Transport"
-    assert transport(REDIS_URL="redis://127.0.0.1:6379/15") == "None"
+    assert transport(REDIS_URL="redis://127.0.0.1:6379/15") == "config.broker:RedisTransport"
+    # kombu's own for TLS: kombu reads TLS off the scheme's name, not the transport's class
+    assert transport(REDIS_URL="rediss://127.0.0.1:6380/15") == "None"
+
+
+# --- Redis: one redis-py client per connection pool ------------------------------------
+
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+
+
+@pytest.fixture
+def redis_channel():
+    with Connection(os.environ["REDIS_URL"], transport="config.broker:RedisTransport") as connection:
+        channel = connection.channel()
+        yield channel
+        channel.client.delete("portal-test-queue")
+
+
+@needs_redis
+def test_a_redis_channel_publishes_and_acknowledges_through_one_client(redis_channel):
+    """kombu builds a new redis-py client for every command it sends outside its consumer
+    (each publish, each acknowledgement's bookkeeping); this channel keeps one per pool, and
+    messages go through it as through kombu's own."""
+    from kombu import Producer, Queue
+
+    created = []
+    real_client_class = redis_channel.Client
+
+    def counting_client(**kwargs):
+        created.append(kwargs)
+        return real_client_class(**kwargs)
+
+    redis_channel.Client = counting_client
+    queue = Queue("portal-test-queue", channel=redis_channel)
+    queue.declare()
+    producer = Producer(redis_channel)
+    for n in range(3):
+        producer.publish({"n": n}, routing_key="portal-test-queue")
+    bodies = []
+    for _ in range(3):
+        message = queue.get(no_ack=False)
+        bodies.append(message.payload["n"])
+        message.ack()
+    assert sorted(bodies) == [0, 1, 2]
+    assert queue.get() is None
+    assert len(created) == 1  # kombu's own channel: one for each publish, get and ack
+    assert not redis_channel.client.hlen(redis_channel.unacked_key)  # every ack's bookkeeping done
+
+
+@needs_redis
+def test_a_redis_channel_builds_a_new_client_for_a_new_pool(redis_channel):
+    client = redis_channel._create_client()
+    assert redis_channel._create_client() is client
+    assert client.connection_pool is redis_channel.pool
+    redis_channel._disconnect_pools()  # what kombu does after a fork and on closing
+    renewed = redis_channel._create_client()
+    assert renewed is not client and renewed.connection_pool is redis_channel.pool
+    assert renewed.ping()
+    assert redis_channel._create_client(asynchronous=True) is not renewed  # the consumer's own, as kombu keeps it
