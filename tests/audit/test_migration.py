@@ -5,22 +5,20 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from audit.chain import GENESIS_HASH
 from audit.models import ChainLink
 from audit.verify import chain_verify
+from tests.helpers import migrated_back_to
 
-BEFORE_CHAIN = [("audit", "0002_event_type_without_choices")]
+BEFORE_CHAIN = ("audit", "0002_event_type_without_choices")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_data_migration_chains_earlier_events_in_id_order():
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE_CHAIN)
-    try:
-        Event = executor.loader.project_state(BEFORE_CHAIN).apps.get_model("audit", "SecurityEvent")
+    with migrated_back_to(BEFORE_CHAIN) as apps:
+        Event = apps.get_model("audit", "SecurityEvent")
         now = timezone.now()
         ids = [
             Event.objects.create(
@@ -33,9 +31,6 @@ def test_the_data_migration_chains_earlier_events_in_id_order():
             ).pk
             for n in range(4)
         ]
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
     chained = list(ChainLink.objects.order_by("sequence").values_list("event_id", "sequence", "previous_hash"))
     assert [(pk, sequence) for pk, sequence, _ in chained] == list(zip(ids, range(1, 5), strict=True))
@@ -45,14 +40,11 @@ def test_the_data_migration_chains_earlier_events_in_id_order():
 
 @pytest.mark.django_db(transaction=True)
 def test_links_and_pending_events_move_out_of_the_event_rows_unchanged():
-    before_links = [("audit", "0007_event_table_autovacuum")]
-    executor = MigrationExecutor(connection)
-    executor.migrate(before_links)
-    try:
+    with migrated_back_to(("audit", "0007_event_table_autovacuum")) as apps:
         from audit.chain import event_hash
         from audit.keys import hmac_current
 
-        Event = executor.loader.project_state(before_links).apps.get_model("audit", "SecurityEvent")
+        Event = apps.get_model("audit", "SecurityEvent")
         key_id, key = hmac_current()
         now = timezone.now()
         fields = dict(event_type="auth.logout", actor_kind="system", details={}, created_at=now)
@@ -67,9 +59,6 @@ def test_links_and_pending_events_move_out_of_the_event_rows_unchanged():
                 [GENESIS_HASH, digest, key_id, now, sealed.pk],
             )
         waiting = Event.objects.create(**fields)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
     from audit.models import UnsealedEvent
 

@@ -3,30 +3,22 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from tests.helpers import migrated_back_to
 from validation.models import SendRecord
-
-BEFORE_SEQUENCE = [("validation", "0005_method_choices")]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_send_records_kept_from_before_are_numbered_oldest_first():
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE_SEQUENCE)
-    try:
-        Record = executor.loader.project_state(BEFORE_SEQUENCE).apps.get_model("validation", "SendRecord")
+    with migrated_back_to(("validation", "0005_method_choices")) as apps:
+        Record = apps.get_model("validation", "SendRecord")
         now = timezone.now()
         minutes_ago = [3, 1, 2, 1]  # inserted out of time order, two at the same time
         ids = [
             Record.objects.create(kind="challenge", destination_hash="0" * 64, created_at=now - timedelta(minutes=m)).pk
             for m in minutes_ago
         ]
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
     numbered = list(SendRecord.objects.order_by("sequence").values_list("pk", "sequence"))
     assert numbered == [(ids[0], 1), (ids[2], 2), (ids[1], 3), (ids[3], 4)]
