@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import ssl
 from datetime import timedelta
 from logging.handlers import SysLogHandler
 from pathlib import Path
@@ -181,8 +182,12 @@ CELERY_BROKER_URL = (
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"  # each message written whole before it is seen
-elif CELERY_BROKER_URL.startswith("redis://"):
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport"  # one redis-py client per pool
+    if CELERY_BROKER_URL.startswith("rediss://"):
+        # kombu takes TLS from these options (told nothing for rediss://, it used TLS without
+        # checking the server's certificate): checked against the system's CAs, as the cache does.
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

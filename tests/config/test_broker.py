@@ -76,8 +76,27 @@ def test_the_development_settings_use_it_and_redis_urls_the_pooled_one():
 
     assert transport() == "config.broker:Transport"
     assert transport(REDIS_URL="redis://127.0.0.1:6379/15") == "config.broker:RedisTransport"
-    # kombu's own for TLS: kombu reads TLS off the scheme's name, not the transport's class
-    assert transport(REDIS_URL="rediss://127.0.0.1:6380/15") == "None"
+    assert transport(REDIS_URL="rediss://127.0.0.1:6380/15") == "config.broker:RedisTransport"
+
+
+def test_a_tls_broker_checks_the_servers_certificate():
+    """Told nothing, kombu connected to a rediss:// broker without checking its certificate
+    (CERT_NONE, with a warning); the connection Celery builds now requires a valid one."""
+    code = (
+        "import django; django.setup(); from config.celery import app;"
+        " c = app.connection_for_write(); print(c.transport_cls, c.ssl)"
+    )
+
+    def connection(**env):
+        base = {"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true", "PATH": "/usr/bin:/bin"}
+        result = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert connection(REDIS_URL="rediss://cache.example:6380/0") == (
+        "config.broker:RedisTransport {'ssl_cert_reqs': <VerifyMode.CERT_REQUIRED: 2>}"
+    )
+    assert connection(REDIS_URL="redis://127.0.0.1:6379/15") == "config.broker:RedisTransport False"
 
 
 # --- Redis: one redis-py client per connection pool ------------------------------------
