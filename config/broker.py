@@ -8,11 +8,13 @@ stopped on a JSONDecodeError, taking the whole `make run` down with it (seen whe
 several tasks at once; celery/kombu#1551). Here the message is written under a name no queue
 reads, then renamed into place: a rename within a folder is atomic.
 
-With Redis (``redis://`` and ``rediss://``): kombu's Redis transport, keeping one redis-py client per connection
-pool for its commands, as ``config.cache`` does for the cache. kombu builds a new client for
-each publish and for each acknowledgement's bookkeeping, and redis-py fills a table of ~170
-response callbacks in every one (docs/benchmarks.md). A client is thread-safe and only wraps
-its pool (the worker's pool of threads shares it), so one per pool serves every command.
+With Redis (``redis://``, ``rediss://``): kombu's Redis transport, keeping one redis-py client
+per connection pool for its commands, as ``config.cache`` does for the cache. kombu builds a
+new client for each publish and for each acknowledgement's bookkeeping, and redis-py fills a
+table of ~170 response callbacks in every one (docs/benchmarks.md). A client is thread-safe
+and only wraps its pool (the worker's pool of threads shares it), so one per pool serves
+every command. (TLS comes from ``CELERY_BROKER_USE_SSL``, which the settings give
+``rediss://``.)
 """
 
 from __future__ import annotations
