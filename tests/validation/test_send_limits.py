@@ -513,3 +513,37 @@ def test_concurrent_sends_to_one_number_in_two_organisations_queue_exactly_5(set
     assert len(pairs) - results.count("refused") == 5
     assert SendRecord.objects.count() == 5
     assert all(SendRecord.objects.filter(person=p).count() <= 3 for p in people)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_32_concurrent_sends_to_different_people_are_numbered_1_to_32(settings):
+    """The global lock serialises every send, so each takes the next number of the count of
+    all sends: none twice (the unique index would refuse it), none skipped, in time order."""
+    from tests.validation.test_concurrency import CALLERS, all_at_once
+
+    settings.SMS_DEV_OUTBOX = True
+    org = OrganizationFactory()
+    technicians = [technician_for(org) for _ in range(2)]  # 16 each: under the technician limit
+    pairs = []
+    for n, person in enumerate(PersonFactory.create_batch(CALLERS, organization=org)):
+        technician = technicians[n % 2]
+        pairs.append(
+            (
+                technician,
+                services.verification_request_create(
+                    actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
+                ),
+            )
+        )
+    take = handed_out(pairs)
+
+    def one():
+        technician, verification = take()
+        return services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+
+    results = all_at_once(one)
+
+    assert "refused" not in results
+    numbered = list(SendRecord.objects.order_by("sequence").values_list("sequence", "created_at"))
+    assert [sequence for sequence, _ in numbered] == list(range(1, CALLERS + 1))
+    assert [at for _, at in numbered] == sorted(at for _, at in numbered)
