@@ -185,8 +185,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport"  # one redis-py client per pool
     if CELERY_BROKER_URL.startswith("rediss://"):
-        # kombu takes TLS from these options (told nothing for rediss://, it used TLS without
-        # checking the server's certificate): checked against the system's CAs, as the cache does.
+        # kombu takes TLS from these options, not from the scheme (told nothing, it used TLS
+        # without checking the certificate). Checked against the system's CAs, as the cache does.
         CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True

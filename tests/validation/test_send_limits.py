@@ -459,25 +459,39 @@ def handed_out(items):
     return take
 
 
+def sent_all_at_once(senders, method=Method.SMS_CODE):
+    """A new verification for each (technician, person) in ``senders``, then every one of them
+    sends ``method`` at once, each in its own thread. Each thread's result, "refused" for a
+    refusal."""
+    from tests.validation.test_concurrency import all_at_once
+
+    take = handed_out(
+        (
+            technician,
+            services.verification_request_create(
+                actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
+            ),
+        )
+        for n, (technician, person) in enumerate(senders)
+    )
+
+    def one():
+        technician, verification = take()
+        return services.challenge_start(actor=technician, verification=verification, method=method)
+
+    return all_at_once(one, count=len(senders))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_32_concurrent_sends_to_one_person_queue_exactly_3(settings):
-    from tests.validation.test_concurrency import CALLERS, all_at_once
+    from tests.validation.test_concurrency import CALLERS
 
     settings.SMS_DEV_OUTBOX = True
     org = OrganizationFactory()
     person = PersonFactory(organization=org)
     technician = UserFactory(roles=[Role.TECHNICIAN], organizations=[org])
-    take = handed_out(
-        services.verification_request_create(
-            actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
-        )
-        for n in range(CALLERS)
-    )
 
-    def one():
-        return services.challenge_start(actor=technician, verification=take(), method=Method.SMS_CODE)
-
-    results = all_at_once(one)
+    results = sent_all_at_once([(technician, person)] * CALLERS)
 
     assert CALLERS - results.count("refused") == 3
     assert Challenge.objects.count() == SendRecord.objects.count() == 3
@@ -486,31 +500,13 @@ def test_32_concurrent_sends_to_one_person_queue_exactly_3(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_to_one_number_in_two_organisations_queue_exactly_5(settings):
-    from tests.validation.test_concurrency import all_at_once
-
     settings.SMS_DEV_OUTBOX = True
     people = [PersonFactory(organization=OrganizationFactory(), phone="+447700900555") for _ in range(2)]
-    pairs = []
-    for person in people:
-        technician = technician_for(person.organization)
-        for n in range(8):
-            pairs.append(
-                (
-                    technician,
-                    services.verification_request_create(
-                        actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
-                    ),
-                )
-            )
-    take = handed_out(pairs)
+    senders = [(technician, person) for person in people for technician in [technician_for(person.organization)] * 8]
 
-    def one():
-        technician, verification = take()
-        return services.challenge_start(actor=technician, verification=verification, method=Method.PUSH)
+    results = sent_all_at_once(senders, Method.PUSH)
 
-    results = all_at_once(one, count=len(pairs))
-
-    assert len(pairs) - results.count("refused") == 5
+    assert len(senders) - results.count("refused") == 5
     assert SendRecord.objects.count() == 5
     assert all(SendRecord.objects.filter(person=p).count() <= 3 for p in people)
 
@@ -519,29 +515,14 @@ def test_concurrent_sends_to_one_number_in_two_organisations_queue_exactly_5(set
 def test_32_concurrent_sends_to_different_people_are_numbered_1_to_32(settings):
     """The global lock serialises every send, so each takes the next number of the count of
     all sends: none twice (the unique index would refuse it), none skipped, in time order."""
-    from tests.validation.test_concurrency import CALLERS, all_at_once
+    from tests.validation.test_concurrency import CALLERS
 
     settings.SMS_DEV_OUTBOX = True
     org = OrganizationFactory()
     technicians = [technician_for(org) for _ in range(2)]  # 16 each: under the technician limit
-    pairs = []
-    for n, person in enumerate(PersonFactory.create_batch(CALLERS, organization=org)):
-        technician = technicians[n % 2]
-        pairs.append(
-            (
-                technician,
-                services.verification_request_create(
-                    actor=technician, person=person, action=Action.OTHER, ticket_reference=f"INC-{n}"
-                ),
-            )
-        )
-    take = handed_out(pairs)
+    people = PersonFactory.create_batch(CALLERS, organization=org)
 
-    def one():
-        technician, verification = take()
-        return services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
-
-    results = all_at_once(one)
+    results = sent_all_at_once([(technicians[n % 2], person) for n, person in enumerate(people)])
 
     assert "refused" not in results
     numbered = list(SendRecord.objects.order_by("sequence").values_list("sequence", "created_at"))
