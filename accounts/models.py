@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Group, PermissionsMixin
@@ -66,8 +67,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name or self.email
 
     def has_role(self, role: Role) -> bool:
-        """Whether the user is in the role's group. Asked on every verification start, so the
-        query is written out (the ORM's took more CPU than the statement)."""
+        """Whether the user is in the role's group: as read with the user at the start of the
+        request (``remember_roles``), else asked now, written out (the ORM's query took more
+        CPU than the statement)."""
+        known = self.__dict__.get("_roles_read")
+        if known is not None:
+            return role in known
         if self.pk is None:
             return False
         groups = self.groups.through
@@ -76,6 +81,12 @@ class User(AbstractBaseUser, PermissionsMixin):
             " WHERE ug.user_id = %s AND g.name = %s"
         )
         return bool(column_values(sql, [self.pk, str(role)]))
+
+    def remember_roles(self, roles: Iterable[str]) -> None:
+        """The roles read with the user for this request (``accounts.selectors.user_get_with_scope``,
+        which every signed-in request reads the user with): ``has_role`` answers from them, so
+        a role removed is in force from the next request, like an organisation unassigned."""
+        self.__dict__["_roles_read"] = frozenset(roles)
 
     @property
     def is_locked(self) -> bool:

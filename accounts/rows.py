@@ -205,10 +205,12 @@ class JoinedRead(Generic[M]):
         found = (children.instance(row, self.width, using) for row in rows)
         return self.instance(rows[0], using), [child for child in found if child is not None]
 
-    def fetch_all(self, where: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
-        """The instances of every matching row (order them in ``where``)."""
+    def fetch_all(
+        self, where: str, params: Sequence[Any], *, lock: bool = False, using: str = DEFAULT_DB_ALIAS
+    ) -> list[M]:
+        """The instances of every matching row (order them in ``where``), as ``fetch`` makes them."""
         with statement_cursor(using) as cursor:
-            cursor.execute(self.sql(where, using=using), params)
+            cursor.execute(self.sql(where, lock=lock, using=using), params)
             return [self.instance(row, using) for row in cursor.fetchall()]
 
 

@@ -9,7 +9,7 @@ from typing import cast
 
 import phonenumbers
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BigIntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, StrIndex
@@ -104,10 +104,16 @@ _ASSIGNED_PARAMS = (ORG_CODENAME, "accounts", "organization")
 _ASSIGNED_ACTIVE_SQL = f"SELECT o.id FROM {_ASSIGNED_ACTIVE_JOIN} WHERE p.user_id = %s ORDER BY o.id"  # noqa: S608
 
 _USER = JoinedRead(User, "u")
-# The user, one row per assigned active organisation (one row with NULL for none).
+_ROLES = [str(role) for role in Role]
+_ROLE_SQL = (
+    f"EXISTS (SELECT 1 FROM {User.groups.through._meta.db_table} ug JOIN {Group._meta.db_table} g"  # noqa: S608
+    " ON g.id = ug.group_id WHERE ug.user_id = u.id AND g.name = %s)"
+)
+# The user, then whether they have each role (_ROLES), one row per assigned active
+# organisation (one row with NULL for none). Its values: the roles, _ASSIGNED_PARAMS, the id.
 _USER_WITH_SCOPE_SQL = (
-    f"SELECT {_USER.select_sql}, o.id FROM {_USER.from_sql} "  # noqa: S608 - names from the models
-    f"LEFT JOIN ({_ASSIGNED_ACTIVE_JOIN}) ON p.user_id = u.id WHERE u.id = %s ORDER BY o.id"
+    f"SELECT {_USER.select_sql}, {', '.join([_ROLE_SQL] * len(_ROLES))}, o.id "  # noqa: S608 - names from the models
+    f"FROM {_USER.from_sql} LEFT JOIN ({_ASSIGNED_ACTIVE_JOIN}) ON p.user_id = u.id WHERE u.id = %s ORDER BY o.id"
 )
 
 
@@ -119,11 +125,13 @@ def user_get_with_scope(*, pk: int) -> User | None:
     if not possible_key(pk):
         return None
     with statement_cursor() as cursor:
-        cursor.execute(_USER_WITH_SCOPE_SQL, [*_ASSIGNED_PARAMS, pk])
+        cursor.execute(_USER_WITH_SCOPE_SQL, [*_ROLES, *_ASSIGNED_PARAMS, pk])
         rows = cursor.fetchall()
     if not rows:
         return None
     user = _USER.instance(rows[0])
+    flags = rows[0][_USER.width : _USER.width + len(_ROLES)]
+    user.remember_roles(role for role, flag in zip(_ROLES, flags, strict=True) if flag)
     memo = _scope_memo.get()
     if memo is not None and user.is_active and not user.is_superuser:
         memo[(user.pk, False)] = tuple(row[-1] for row in rows if row[-1] is not None)

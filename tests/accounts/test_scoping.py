@@ -253,6 +253,31 @@ def test_the_user_is_read_with_their_active_organisations(orgs, django_assert_nu
         assert selectors.organization_ids_for_user(user=loaded) == tuple(sorted((acme.pk, globex.pk)))
 
 
+def test_the_user_is_read_with_their_roles(orgs, django_assert_num_queries):
+    """The same statement says which roles the user has; ``has_role`` answers from it (a
+    verification start asks nothing more), and a user read another way still asks."""
+    user = UserFactory(roles=[Role.TECHNICIAN, Role.AUDITOR])
+    with django_assert_num_queries(1):
+        loaded = selectors.user_get_with_scope(pk=user.pk)
+        assert [loaded.has_role(role) for role in Role] == [True, False, True, False]
+    plain = type(user).objects.get(pk=user.pk)
+    with django_assert_num_queries(2):
+        assert plain.has_role(Role.TECHNICIAN) and not plain.has_role(Role.ORG_ADMIN)
+
+
+def test_a_role_removed_is_in_force_from_the_next_request(tech_client, technician, insider):
+    """Roles are read with the user on every request: a technician whose role goes is
+    refused from their next request on (the role is not kept in the session)."""
+    from django.contrib.auth.models import Group
+
+    url = reverse("validation:start", args=[insider.pk])
+    form = {"action": "other", "ticket_reference": "INC-1"}
+    assert tech_client.post(url, form).status_code == 302
+    technician.groups.remove(Group.objects.get(name=Role.TECHNICIAN))
+    response = tech_client.post(url, {**form, "ticket_reference": "INC-2"})
+    assert response.status_code == 200 and "Only technicians verify callers." in response.content.decode()
+
+
 def test_a_user_without_organisations_is_read_with_none(orgs, django_assert_num_queries):
     user = UserFactory()
     with selectors.organization_scope_memo(), django_assert_num_queries(1):

@@ -157,6 +157,62 @@ def test_a_delivery_receipt_and_the_code_check_at_the_same_moment_both_complete(
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_the_workers_sent_statement_waits_for_the_request_before_locking_the_challenge(setup):
+    """Marking a text sent bumps the request's version, updates the challenge and records
+    the event in one statement; it must take the request's row first (request_lock's
+    order). While another transaction holds the request, the statement waits without
+    holding the challenge, which that transaction can still lock (as an answer does next);
+    then it goes through."""
+    import time
+
+    from django.db import transaction
+
+    from audit.models import SecurityEvent
+    from validation.models import VerificationRequest
+    from validation.services.challenges import _sent_record
+
+    technician, person = setup
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-1"
+    )
+    challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    Challenge.objects.filter(pk=challenge.pk).update(status=Challenge.Status.QUEUED)
+    version = VerificationRequest.objects.get(pk=verification.pk).version
+    holding, outcome = threading.Event(), {}
+
+    def answer_holding_the_request():
+        try:
+            with transaction.atomic():
+                VerificationRequest.objects.select_for_update().get(pk=verification.pk)
+                holding.set()
+                time.sleep(0.5)  # the worker's statement is waiting by now
+                outcome["challenge_free"] = bool(
+                    Challenge.objects.select_for_update(nowait=True).filter(pk=challenge.pk).exists()
+                )
+        finally:
+            connection.close()
+
+    def worker_marks_sent():
+        holding.wait(10)
+        try:
+            _sent_record(Challenge.objects.select_related("request__organization").get(pk=challenge.pk), "SM1")
+            outcome["sent"] = 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer_holding_the_request), threading.Thread(target=worker_marks_sent)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcome == {"challenge_free": True, "sent": 1}
+    challenge.refresh_from_db()
+    assert challenge.status == Challenge.Status.SENT and challenge.provider_message_id == "SM1"
+    assert VerificationRequest.objects.get(pk=verification.pk).version == version + 1
+    assert SecurityEvent.objects.filter(event_type="verification.challenge_sent").count() == 2  # the first send's too
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
 def test_a_fraud_report_and_a_wrong_code_on_another_request_of_the_person_both_land(
     technician, person, outbox, django_capture_on_commit_callbacks, monkeypatch
 ):

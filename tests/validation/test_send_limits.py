@@ -284,6 +284,21 @@ def test_nothing_is_sent_while_the_person_is_locked(clock, technician, person, o
     assert event.details["limit"] == "person_locked" and event.actor_id == technician.pk
 
 
+@pytest.mark.parametrize(("reason", "shown"), [("Fraud reported", "Fraud reported"), ("", "Verification is locked")])
+def test_a_lock_after_the_request_started_stops_its_challenges(technician, person, outbox, reason, shown):
+    """A challenge's send reads the person's lock with the request's locked row, in the
+    transaction that would queue the text: a lock set after the request began refuses it."""
+    verification = services.verification_request_create(
+        actor=technician, person=person, action=Action.OTHER, ticket_reference="INC-1"
+    )
+    PersonVerificationState.objects.filter(person=person).update(locked_at=T0, locked_reason=reason)
+    with pytest.raises(SendLimited) as caught:
+        services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    assert caught.value.message.startswith(f"No message sent: verification is locked for this person ({shown}")
+    assert not SendRecord.objects.exists() and not Challenge.objects.exists() and not OutboxMessage.objects.exists()
+    assert limited_events()[0].details["limit"] == "person_locked"
+
+
 def test_a_lock_after_queueing_an_enrolment_link_stops_it(technician, person, outbox, capture):
     with capture() as callbacks:
         services.enrollment_start(actor=technician, person=person)

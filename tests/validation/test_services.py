@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.events import EventType
 from audit.models import SecurityEvent
 from tests.accounts.factories import OrganizationFactory, PersonFactory, UserFactory
 from tests.validation.factories import AuthenticatorFactory, technician_for
@@ -265,6 +266,30 @@ def test_mfa_reset_needs_two_methods_one_strong_where_the_org_requires_no_approv
     assert services.totp_check(actor=technician, verification=verification, code=totp_code(authenticator.raw_key))
     verification.refresh_from_db()
     assert verification.status == VerificationRequest.Status.VERIFIED
+
+
+def test_the_policy_counts_the_methods_answered_in_answer_order(technician, person, outbox, capture):
+    """A code and a push answer re-evaluate the policy from the request's challenges read
+    under its lock: a wrong code's challenge counts for nothing, the approved ones count in
+    the order they were answered, and the second approval verifies."""
+    policy = services.policy_for(organization=person.organization, action=Action.MFA_RESET)
+    services.policy_update(actor=UserFactory(is_superuser=True), policy=policy, data={"approval_required": "never"})
+    verification = start(technician, person, Action.MFA_RESET)
+    wrong = send(technician, verification, Method.SMS_CODE, capture)
+    code = code_in(last_text(person.phone))
+    for _ in range(wrong.max_attempts):
+        assert not services.sms_code_check(actor=technician, challenge=wrong, code=str(int(code) ^ 1).zfill(6))
+    push = send(technician, verification, Method.PUSH, capture)  # sent first, answered last
+    token = link_token_in(last_text(person.phone))
+    right = send(technician, verification, Method.SMS_CODE, capture)
+    assert services.sms_code_check(actor=technician, challenge=right, code=code_in(last_text(person.phone)))
+    verification.refresh_from_db()
+    assert verification.status == VerificationRequest.Status.PENDING
+    assert services.push_respond(token=token, choice=str(push.match_number)) == "approved"
+    verification.refresh_from_db()
+    assert verification.status == VerificationRequest.Status.VERIFIED
+    verified = SecurityEvent.objects.get(event_type=EventType.VERIFICATION_REQUEST_VERIFIED)
+    assert verified.details["methods"] == [Method.SMS_CODE, Method.PUSH]
 
 
 def test_contact_changed_recently_makes_the_phone_unavailable(technician, person):

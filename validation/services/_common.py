@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpRequest
@@ -24,16 +25,23 @@ def record(
     actor: Any = None,
     end_user: bool = False,
     request: HttpRequest | None = None,
+    change: Sequence[tuple[str, str, Sequence[Any]]] = (),
     **details: Any,
-) -> None:
-    security_event_record(
-        event_type=event_type,
-        actor=actor,
-        actor_kind=ActorKind.END_USER if end_user else None,
-        organization=verification.organization,
-        target=verification,
-        details={"verification": verification.pk, "person": verification.person_id, **details},
-        request=request,
+) -> bool:
+    """Record the event of a change to ``verification`` (``change``: see
+    ``security_event_record``; False when it changed nothing and no event was recorded)."""
+    return (
+        security_event_record(
+            event_type=event_type,
+            actor=actor,
+            actor_kind=ActorKind.END_USER if end_user else None,
+            organization=verification.organization,
+            target=verification,
+            details={"verification": verification.pk, "person": verification.person_id, **details},
+            request=request,
+            change=change,
+        )
+        is not None
     )
 
 
@@ -45,7 +53,7 @@ def bump(verification_id: int) -> None:
 
 def bump_statement(verification_id: int) -> tuple[str, list[int]]:
     """``bump``'s statement and values, to run with another (``accounts.rows.insert``'s ``also``)."""
-    return _BUMP_SQL, [verification_id]
+    return BUMP_SQL, [verification_id]
 
 
 def request_lock(*, pk: int | None = None, provider_message_id: str | None = None) -> bool:
@@ -68,7 +76,7 @@ def request_lock(*, pk: int | None = None, provider_message_id: str | None = Non
 REQUESTS, CHALLENGES = VerificationRequest._meta.db_table, Challenge._meta.db_table
 OPEN_VALUES = [status.value for status in Challenge.OPEN_STATUSES]  # for written-out statements
 CHALLENGE_ROWS = JoinedRead(Challenge, "c")  # the services' written-out reads of challenges
-_BUMP_SQL = f"UPDATE {REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
+BUMP_SQL = f"UPDATE {REQUESTS} SET version = version + 1 WHERE id = %s"  # noqa: S608 - the model's table
 _REQUEST_LOCK_SQL = (
     f"SELECT r.id FROM {REQUESTS} r JOIN {CHALLENGES} c ON c.request_id = r.id"  # noqa: S608 - the models' tables
     " WHERE c.{column} = %s"

@@ -22,6 +22,7 @@ from validation.services._common import CHALLENGE_ROWS, CHALLENGES, OPEN_VALUES,
 from validation.services.challenges import challenge_create, challenge_method_check, locked_open_request
 from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
+    answer_states,
     failure_count,
     person_state_lock,
     reevaluate,
@@ -67,11 +68,15 @@ def challenge_approve(
     end_user=False,
     request=None,
     taking_attempt: bool = False,
+    siblings: list[Challenge] | None = None,
 ):
     """Approve an open challenge (the caller holds the request's and the challenge's row
     locks). ``taking_attempt``: this answer's attempt is not counted yet; count it in the
-    same update, which, like ``attempt_take``, changes nothing when no attempt is left."""
-    now = db_time(timezone.now())
+    same update, which, like ``attempt_take``, changes nothing when no attempt is left.
+    ``siblings``: every challenge of the request, this one included, read under those locks
+    (``_locked_challenges``); the policy is then re-evaluated from them, not read again."""
+    moment = timezone.now()
+    now = db_time(moment)
     if taking_attempt:
         values = [Challenge.Status.APPROVED.value, now, challenge.pk, *OPEN_VALUES, now]
         if not execute(_ATTEMPT_APPROVE_SQL, values):
@@ -88,7 +93,11 @@ def challenge_approve(
         challenge=challenge.pk,
         method=challenge.method,
     )
-    if not reevaluate(verification, actor=actor, end_user=end_user, request=request):
+    states = None
+    if siblings is not None:
+        challenge.status, challenge.answered_at = Challenge.Status.APPROVED, moment
+        states = answer_states(siblings)
+    if not reevaluate(verification, actor=actor, end_user=end_user, request=request, states=states):
         bump(verification.pk)
 
 
@@ -124,12 +133,15 @@ def no_attempt_reason(challenge: Challenge) -> str:
     return "This challenge is no longer open."
 
 
-def _locked_challenge(pk: int) -> Challenge:
-    """The challenge's row, locked (after the request's: the lock order of every answer)."""
-    challenge = CHALLENGE_ROWS.fetch("c.id = %s", [pk], lock=True)
+def _locked_challenges(request_id: int, pk: int) -> tuple[Challenge, list[Challenge]]:
+    """The challenge ``pk`` and every challenge of its request, rows locked (after the
+    request's: the lock order of every answer), in one statement: an approval re-evaluates
+    the policy from them."""
+    siblings = CHALLENGE_ROWS.fetch_all("c.request_id = %s ORDER BY c.id", [request_id], lock=True)
+    challenge = next((c for c in siblings if c.pk == pk), None)
     if challenge is None:
         raise Challenge.DoesNotExist
-    return challenge
+    return challenge, siblings
 
 
 def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: HttpRequest | None = None) -> bool:
@@ -140,14 +152,16 @@ def sms_code_check(*, actor: User, challenge: Challenge, code: str, request: Htt
         if challenge.method not in (Method.SMS_CODE, Method.EMAIL_CODE):
             raise VerificationError("This challenge does not take a code.")
         # One locked read: the checks below and the attempt the update counts see the same row.
-        challenge = _locked_challenge(challenge.pk)
+        challenge, siblings = _locked_challenges(verification.pk, challenge.pk)
         if challenge.status == Challenge.Status.QUEUED:
             # Nothing was sent yet: a guess now is no answer, and must not cost an attempt.
             raise VerificationError("The code is still being sent; wait until it shows as sent.")
         if crypto.code_matches(challenge_id=challenge.pk, code=code, stored_hmac=challenge.code_hmac):
             # The right code: its attempt and the approval are one update (one statement less
             # on every verification), refused like attempt_take when no attempt is left.
-            challenge_approve(challenge, verification, actor=actor, request=request, taking_attempt=True)
+            challenge_approve(
+                challenge, verification, actor=actor, request=request, taking_attempt=True, siblings=siblings
+            )
             return True
         if not attempt_take(challenge.pk):
             raise VerificationError(no_attempt_reason(challenge))
@@ -233,11 +247,11 @@ def push_respond(*, token: str, choice: str, request: HttpRequest | None = None)
             .select_related("person", "organization")
             .get(pk=challenge.request_id)
         )
-        challenge = _locked_challenge(challenge.pk)
+        challenge, siblings = _locked_challenges(verification.pk, challenge.pk)
         if not _push_answerable(challenge, verification) or not attempt_take(challenge.pk):
             raise links.BadLink("This request has already been answered or has expired.")
         if choice == str(challenge.match_number):
-            challenge_approve(challenge, verification, end_user=True, request=request)
+            challenge_approve(challenge, verification, end_user=True, request=request, siblings=siblings)
             return "approved"
         if choice in (PUSH_DENY, PUSH_FRAUD):
             Challenge.objects.filter(pk=challenge.pk).update(

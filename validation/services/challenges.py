@@ -4,10 +4,11 @@ Answers to challenges are checked in ``validation.services.answers``."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +23,7 @@ from validation.channels.sms import PERMANENT_ERRORS
 from validation.channels.sms_reply import reply_match_number
 from validation.models import Challenge, Method, SendRecord, VerificationRequest
 from validation.services._common import (
+    BUMP_SQL,
     CHALLENGE_ROWS,
     CHALLENGES,
     VerificationError,
@@ -34,6 +36,7 @@ from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
     person_lock_reason,
+    person_state_lock_reason,
     verification_requirement,
 )
 
@@ -44,14 +47,16 @@ _LOCKED_REQUEST = JoinedRead(
     "r",
     ("r", "person", "p"),
     ("p", "organization", "po"),
+    ("p", "verification_state", "s"),
     ("r", "organization", "o"),
     ("r", "technician", "t"),
 )
 
 
 def locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
-    """The request, row-locked, if ``actor`` may still challenge on it; read with its person
-    and their organisation (the send limits count per organisation)."""
+    """The request, row-locked, if ``actor`` may still challenge on it; read with its person,
+    their organisation (the send limits count per organisation) and their verification
+    state as it is now (``person_state_lock_reason``: the send limits' lock check)."""
     verification = _LOCKED_REQUEST.fetch("r.id = %s", [verification.pk], lock=True)
     if verification is None:
         raise VerificationRequest.DoesNotExist
@@ -167,6 +172,7 @@ def _reserve_send(verification: VerificationRequest, method: str, actor: User) -
         kind=SendRecord.Kind.CHALLENGE,
         method=method,
         target=verification,
+        lock_reason=person_state_lock_reason(person),  # read with the request's row lock
     )
 
 
@@ -189,6 +195,15 @@ _SECRETS_SQL = f"UPDATE {CHALLENGES} SET code_hmac = %s, link_nonce_hash = %s WH
 _SENT_SQL = (
     f"UPDATE {CHALLENGES} SET status = %s, sent_at = %s, provider_message_id = %s"  # noqa: S608 - the model's table
     " WHERE id = %s AND status = %s"
+)
+# Where the database has data-modifying WITH (PostgreSQL), the live view's bump, this update
+# and its event are one statement (``record``'s ``change``). The challenge's update joins the
+# bump's row, so the request's row is locked first (request_lock's order), and the request's
+# version moves whether or not the challenge was still queued.
+_BUMPED = ("bumped", f"{BUMP_SQL} RETURNING id")
+_SENT_AFTER_BUMP_SQL = (
+    f"UPDATE {CHALLENGES} c SET status = %s, sent_at = %s, provider_message_id = %s FROM bumped"  # noqa: S608
+    " WHERE c.id = %s AND c.request_id = bumped.id AND c.status = %s RETURNING c.id"
 )
 
 
@@ -222,28 +237,26 @@ def challenge_dispatch(*, challenge_id: int) -> None:
             raise
         challenge_send_failed(challenge_id=challenge_id, reason=exc.reason, code=exc.code)
         return
-    with transaction.atomic():
-        bump(challenge.request_id)  # the request's row first (request_lock)
-        sent = execute(
-            _SENT_SQL,
-            [
-                Challenge.Status.SENT.value,
-                db_time(timezone.now()),
-                message_id,
-                challenge_id,
-                Challenge.Status.QUEUED.value,
-            ],
-        )
-        if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
-            Challenge.objects.filter(pk=challenge_id).update(provider_message_id=message_id)
-        else:
-            record(
-                EventType.VERIFICATION_CHALLENGE_SENT,
-                challenge.request,
-                challenge=challenge_id,
-                method=challenge.method,
-            )
+    _sent_record(challenge, message_id)
     early_receipt_apply(message_id)
+
+
+def _sent_record(challenge: Challenge, message_id: str) -> None:
+    """Mark the challenge sent (if it is still queued) with its event, and bump the live view."""
+    values = [Challenge.Status.SENT.value, db_time(timezone.now()), message_id, challenge.pk]
+    values.append(Challenge.Status.QUEUED.value)
+    event: dict[str, Any] = {"challenge": challenge.pk, "method": challenge.method}
+    if connection.vendor == "postgresql":  # one statement, no transaction around it
+        change = [(*_BUMPED, [challenge.request_id]), ("sent", _SENT_AFTER_BUMP_SQL, values)]
+        sent = record(EventType.VERIFICATION_CHALLENGE_SENT, challenge.request, change=change, **event)
+    else:
+        with transaction.atomic():
+            bump(challenge.request_id)  # the request's row first (request_lock)
+            sent = bool(execute(_SENT_SQL, values))
+            if sent:
+                record(EventType.VERIFICATION_CHALLENGE_SENT, challenge.request, **event)
+    if not sent:  # answered or expired meanwhile; keep the id for delivery callbacks
+        Challenge.objects.filter(pk=challenge.pk).update(provider_message_id=message_id)
 
 
 EARLY_RECEIPT_SECONDS = 600

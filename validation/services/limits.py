@@ -97,6 +97,9 @@ def person_maximum() -> int:
     return min(settings.VERIFICATION_SEND_LIMIT_PERSON, PERSON_MAX)
 
 
+READ_NOW = object()  # send_reserve's lock_reason when the caller has not read it
+
+
 def limits_for(*, person: Person, technician: User, destination_hash: str) -> list[Limit]:
     return [
         Limit("person", f"person:{person.pk}", person_maximum(), PERSON_WINDOW, "person_id", person.pk),
@@ -131,17 +134,20 @@ def send_reserve(
     method: str = "",
     target: Any,
     per_person: bool = True,
+    lock_reason: str | None | object = READ_NOW,
 ) -> SendRecord:
     """Count one message to ``destination`` (a phone number or email of record) against
     every limit, or raise SendLimited. Call it inside the transaction that queues the
     message, as late as possible: the lock it takes is held until that transaction ends.
     ``per_person=False`` leaves the message out of the per-person limit (an approver's
-    identity codes, which the approver asks for and which are capped per link)."""
+    identity codes, which the approver asks for and which are capped per link).
+    ``lock_reason``: whether verification is locked for the person, when the caller read
+    it in this transaction; otherwise it is read now."""
     if not connection.in_atomic_block:
         raise RuntimeError("send_reserve must run inside the transaction that queues the message")
     now = timezone.now()
     context = {"organization": person.organization, "target": target, "person": person, "kind": kind}
-    lock = person_lock_reason(person)
+    lock = person_lock_reason(person) if lock_reason is READ_NOW else lock_reason
     if lock:
         raise _refusal(
             f"No message sent: verification is locked for this person ({lock}). An org admin must lift the lock.",

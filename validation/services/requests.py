@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -41,6 +41,13 @@ def person_lock_reason(person: Person) -> str | None:
     """Why verification is locked for the person, or None; read now (never a cached row).
     Asked on every request start and send, so written out."""
     return _lock_reason(column_values(_LOCK_REASON_SQL, [person.pk]))
+
+
+def person_state_lock_reason(person: Person) -> str | None:
+    """``person_lock_reason`` from the state row the person was read with, for a person read
+    in the caller's transaction (``locked_open_request``): no second read."""
+    state = getattr(person, "verification_state", None)
+    return _lock_reason([state.locked_reason]) if state is not None and state.locked_at is not None else None
 
 
 def _lock_reason(reasons: list[str]) -> str | None:
@@ -124,15 +131,31 @@ def _challenge_states(verification: VerificationRequest) -> list[tuple[str, str]
     return row_values(_CHALLENGE_STATES_SQL, [verification.pk])
 
 
+def answer_states(challenges: list[Challenge]) -> list[tuple[str, str]]:
+    """``_challenge_states`` of challenges already in hand (read under the request's lock in
+    this transaction, changes made to them since applied), in the same order."""
+    ordered = sorted(challenges, key=lambda c: (c.answered_at is None, c.answered_at or _NEVER, c.pk))
+    return [(c.method, c.status) for c in ordered]
+
+
 def _approved(states: list[tuple[str, str]]) -> list[str]:
     return [method for method, status in states if status == Challenge.Status.APPROVED]
 
 
-def reevaluate(verification: VerificationRequest, *, actor=None, end_user: bool = False, request=None) -> bool:
+def reevaluate(
+    verification: VerificationRequest,
+    *,
+    actor=None,
+    end_user: bool = False,
+    request=None,
+    states: list[tuple[str, str]] | None = None,
+) -> bool:
     """After a challenge was approved: mark the request verified when the policy is met
     (True; the live view's version moves with it). Runs inside the caller's transaction
-    with the request row locked."""
-    states = _challenge_states(verification)
+    with the request row locked. ``states``: the challenges' as ``answer_states`` gives
+    them, when the caller has them; otherwise they are read."""
+    if states is None:
+        states = _challenge_states(verification)
     evaluation = requirement_evaluate(verification_requirement(verification), _approved(states))
     if not evaluation.met or verification.status != VerificationRequest.Status.PENDING:
         return False
@@ -166,6 +189,7 @@ def _close_open_challenges(verification: VerificationRequest, *, reason: str) ->
 # The statements of every approval, written out (accounts.rows): each cost the ORM more CPU
 # than the statement.
 _STATES = PersonVerificationState._meta.db_table
+_NEVER = datetime.min.replace(tzinfo=UTC)  # answer_states' sort key for an unanswered challenge
 _CHALLENGE_STATES_SQL = f"SELECT method, status FROM {CHALLENGES} WHERE request_id = %s ORDER BY answered_at, id"  # noqa: S608
 _VERIFIED_SQL = (
     f"UPDATE {REQUESTS} SET status = %s, verified_at = %s, expires_at = %s, version = version + 1 WHERE id = %s"  # noqa: S608
