@@ -268,6 +268,26 @@ def test_mfa_reset_needs_two_methods_one_strong_where_the_org_requires_no_approv
     assert verification.status == VerificationRequest.Status.VERIFIED
 
 
+def test_a_challenge_that_expired_in_the_queue_is_not_sent(technician, person, outbox, capture):
+    """The worker finds the challenge past its expiry: nothing is texted, it ends expired
+    with its event, and the live view's version moves."""
+    from validation.models import OutboxMessage
+
+    verification = start(technician, person, Action.OTHER)
+    with capture() as queued:
+        challenge = services.challenge_start(actor=technician, verification=verification, method=Method.SMS_CODE)
+    Challenge.objects.filter(pk=challenge.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    version = VerificationRequest.objects.get(pk=verification.pk).version
+    for callback in queued:
+        callback()
+    challenge.refresh_from_db()
+    assert challenge.status == Challenge.Status.EXPIRED
+    assert challenge.failure_reason == "Expired before it could be sent"
+    assert not OutboxMessage.objects.exists() and not challenge.code_hmac
+    assert VerificationRequest.objects.get(pk=verification.pk).version == version + 1
+    assert SecurityEvent.objects.filter(event_type=EventType.VERIFICATION_CHALLENGE_EXPIRED).count() == 1
+
+
 def test_the_policy_counts_the_methods_answered_in_answer_order(technician, person, outbox, capture):
     """A code and a push answer re-evaluate the policy from the request's challenges read
     under its lock: a wrong code's challenge counts for nothing, the approved ones count in

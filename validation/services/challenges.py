@@ -212,24 +212,29 @@ def challenge_dispatch(*, challenge_id: int) -> None:
     task retries); a permanent one marks the challenge failed. Never holds a row lock
     while talking to Twilio."""
     with transaction.atomic():
-        if not request_lock(pk=challenge_id):
-            return
+        # The challenge's row alone: this transaction writes nothing else, so it never waits
+        # for the request's row while holding it (the paths below that change the request
+        # too run after it, taking the request's row first).
         challenge = _QUEUED_CHALLENGE.fetch(
             "c.id = %s AND c.status = %s", [challenge_id, Challenge.Status.QUEUED.value], lock=True
         )
         if challenge is None:
             return
-        if challenge.expires_at <= timezone.now():
-            _expire(challenge, reason="Expired before it could be sent")
-            return
         channel = channel_for(challenge.method)
+        expired = challenge.expires_at <= timezone.now()
         # The contact may have changed since the challenge was queued: never text a new number.
-        unavailable = channel.unavailable_reason(challenge.request.person)
-        if unavailable:
-            challenge_send_failed(challenge_id=challenge_id, reason=f"Not sent: {unavailable}")
-            return
-        body = channel.compose(challenge)
-        execute(_SECRETS_SQL, [challenge.code_hmac, challenge.link_nonce_hash, challenge.pk])
+        unavailable = None if expired else channel.unavailable_reason(challenge.request.person)
+        if not expired and not unavailable:
+            body = channel.compose(challenge)
+            execute(_SECRETS_SQL, [challenge.code_hmac, challenge.link_nonce_hash, challenge.pk])
+    if expired:
+        with transaction.atomic():
+            request_lock(pk=challenge_id)
+            _expire(challenge, reason="Expired before it could be sent")
+        return
+    if unavailable:
+        challenge_send_failed(challenge_id=challenge_id, reason=f"Not sent: {unavailable}")
+        return
     try:
         message_id = channel.deliver(challenge, body, status_callback=status_callback_url())
     except SendError as exc:
