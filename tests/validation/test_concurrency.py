@@ -35,6 +35,15 @@ def all_at_once(work, count=CALLERS):
         return list(pool.map(one, range(count)))
 
 
+def side_by_side(*work, timeout: float = 10) -> None:
+    """Run each function in a thread of its own, all started before any is waited for."""
+    threads = [threading.Thread(target=target) for target in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
 @pytest.fixture
 def setup(settings):
     settings.SMS_DEV_OUTBOX = True
@@ -200,11 +209,7 @@ def test_the_workers_sent_statement_waits_for_the_request_before_locking_the_cha
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=answer_holding_the_request), threading.Thread(target=worker_marks_sent)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    side_by_side(answer_holding_the_request, worker_marks_sent)
     assert outcome == {"challenge_free": True, "sent": 1}
     challenge.refresh_from_db()
     assert challenge.status == Challenge.Status.SENT and challenge.provider_message_id == "SM1"
@@ -254,11 +259,7 @@ def test_a_fraud_report_and_a_wrong_code_on_another_request_of_the_person_both_l
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=wrong_code), threading.Thread(target=report)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
+    side_by_side(wrong_code, report, timeout=20)
     assert outcome["check"] is False and outcome["report"]
     state = PersonVerificationState.objects.get(person=person)
     assert state.locked_at is not None and state.consecutive_failures == 1
