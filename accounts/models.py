@@ -75,12 +75,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             return role in known
         if self.pk is None:
             return False
-        groups = self.groups.through
-        sql = (
-            f"SELECT 1 FROM {groups._meta.db_table} ug JOIN {Group._meta.db_table} g ON g.id = ug.group_id"  # noqa: S608
-            " WHERE ug.user_id = %s AND g.name = %s"
-        )
-        return bool(column_values(sql, [self.pk, str(role)]))
+        return bool(column_values(role_sql(user="%s"), [self.pk, str(role)]))
 
     def remember_roles(self, roles: Iterable[str]) -> None:
         """The roles read with the user for this request (``accounts.selectors.user_get_with_scope``,
@@ -92,6 +87,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_locked(self) -> bool:
         """Locked for inactivity: cannot sign in until an org admin (or superuser) unlocks it."""
         return self.locked_at is not None
+
+
+def role_sql(*, user: str) -> str:
+    """``SELECT 1`` when the user (a placeholder, or a column of a read of users) is in the
+    role's group (a placeholder after it): ``has_role``'s statement, and its part in the
+    signed-in user's read (``accounts.selectors.user_get_with_scope``)."""
+    groups = User.groups.through._meta.db_table
+    return (
+        f"SELECT 1 FROM {groups} ug JOIN {Group._meta.db_table} g ON g.id = ug.group_id"  # noqa: S608 - names from models
+        f" WHERE ug.user_id = {user} AND g.name = %s"
+    )
 
 
 class Organization(models.Model):

@@ -9,7 +9,7 @@ from typing import cast
 
 import phonenumbers
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BigIntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, StrIndex
@@ -18,7 +18,7 @@ from django.http import Http404
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import get_users_with_perms
 
-from accounts.models import ImportJob, Organization, Person, Role, User
+from accounts.models import ImportJob, Organization, Person, Role, User, role_sql
 from accounts.rows import JoinedRead, placeholders, possible_key, statement_cursor
 
 ORG_PERMISSION = "accounts.work_on_organization"
@@ -105,10 +105,7 @@ _ASSIGNED_ACTIVE_SQL = f"SELECT o.id FROM {_ASSIGNED_ACTIVE_JOIN} WHERE p.user_i
 
 _USER = JoinedRead(User, "u")
 _ROLES = [str(role) for role in Role]
-_ROLE_SQL = (
-    f"EXISTS (SELECT 1 FROM {User.groups.through._meta.db_table} ug JOIN {Group._meta.db_table} g"  # noqa: S608
-    " ON g.id = ug.group_id WHERE ug.user_id = u.id AND g.name = %s)"
-)
+_ROLE_SQL = f"EXISTS ({role_sql(user='u.id')})"
 # The user, then whether they have each role (_ROLES), one row per assigned active
 # organisation (one row with NULL for none). Its values: the roles, _ASSIGNED_PARAMS, the id.
 _USER_WITH_SCOPE_SQL = (

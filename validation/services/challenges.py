@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.rows import JoinedRead, db_time, execute, insert
 from audit.events import EventType
-from validation import params
+from validation import params, selectors
 from validation.channels import SendError, channel_for
 from validation.channels.push import match_numbers
 from validation.channels.sms import PERMANENT_ERRORS
@@ -36,7 +36,6 @@ from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
     person_lock_reason,
-    person_state_lock_reason,
     verification_requirement,
 )
 
@@ -56,7 +55,7 @@ _LOCKED_REQUEST = JoinedRead(
 def locked_open_request(verification: VerificationRequest, actor: User) -> VerificationRequest:
     """The request, row-locked, if ``actor`` may still challenge on it; read with its person,
     their organisation (the send limits count per organisation) and their verification
-    state as it is now (``person_state_lock_reason``: the send limits' lock check)."""
+    state as it is now (the send limits' lock check)."""
     verification = _LOCKED_REQUEST.fetch("r.id = %s", [verification.pk], lock=True)
     if verification is None:
         raise VerificationRequest.DoesNotExist
@@ -172,7 +171,7 @@ def _reserve_send(verification: VerificationRequest, method: str, actor: User) -
         kind=SendRecord.Kind.CHALLENGE,
         method=method,
         target=verification,
-        lock_reason=person_state_lock_reason(person),  # read with the request's row lock
+        lock_reason=selectors.person_lock_reason(person),  # its state row, read with the request's lock
     )
 
 

@@ -43,13 +43,6 @@ def person_lock_reason(person: Person) -> str | None:
     return _lock_reason(column_values(_LOCK_REASON_SQL, [person.pk]))
 
 
-def person_state_lock_reason(person: Person) -> str | None:
-    """``person_lock_reason`` from the state row the person was read with, for a person read
-    in the caller's transaction (``locked_open_request``): no second read."""
-    state = getattr(person, "verification_state", None)
-    return _lock_reason([state.locked_reason]) if state is not None and state.locked_at is not None else None
-
-
 def _lock_reason(reasons: list[str]) -> str | None:
     return (reasons[0] or PersonVerificationState.DEFAULT_LOCK_REASON) if reasons else None
 
