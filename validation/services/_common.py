@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import connection
 from django.http import HttpRequest
 
 from accounts.rows import JoinedRead, column_values, execute, lock_clause, possible_key
@@ -43,6 +44,28 @@ def record(
         )
         is not None
     )
+
+
+def record_changes(
+    event_type: EventType,
+    verification: VerificationRequest,
+    *,
+    changes: Sequence[tuple[str, Sequence[Any]]],
+    **kwargs: Any,
+) -> bool:
+    """Run ``changes`` (updates as (statement, values), independent of each other: each
+    touches rows no other one does, and the caller holds them all locked) and record their
+    event, only when the last one changed a row; False when it changed none, and then
+    nothing was recorded (the updates before it are made either way). One statement
+    where the database has data-modifying WITH (PostgreSQL: ``record``'s ``change``), one
+    per update and the event's elsewhere. ``kwargs`` are ``record``'s."""
+    if connection.vendor == "postgresql":
+        *first, (last, values) = changes
+        parts = [(f"change_{n}", sql, part_values) for n, (sql, part_values) in enumerate(first)]
+        parts.append(("changed", f"{last} RETURNING 1", values))
+        return record(event_type, verification, change=parts, **kwargs)
+    changed = [execute(sql, values) for sql, values in changes]
+    return bool(changed[-1]) and record(event_type, verification, **kwargs)
 
 
 def bump(verification_id: int) -> None:

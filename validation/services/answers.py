@@ -18,7 +18,15 @@ from audit.events import EventType
 from validation import crypto, links, params
 from validation.channels.totp import totp_match
 from validation.models import Challenge, Method, PersonAuthenticator, VerificationRequest
-from validation.services._common import CHALLENGE_ROWS, CHALLENGES, OPEN_VALUES, VerificationError, bump, record
+from validation.services._common import (
+    CHALLENGE_ROWS,
+    CHALLENGES,
+    OPEN_VALUES,
+    VerificationError,
+    bump,
+    record,
+    record_changes,
+)
 from validation.services.challenges import challenge_create, challenge_method_check, locked_open_request
 from validation.services.lockout import VIA_PUSH, fraud_report
 from validation.services.requests import (
@@ -77,22 +85,24 @@ def challenge_approve(
     (``_locked_challenges``); the policy is then re-evaluated from them, not read again."""
     moment = timezone.now()
     now = db_time(moment)
-    if taking_attempt:
-        values = [Challenge.Status.APPROVED.value, now, challenge.pk, *OPEN_VALUES, now]
-        if not execute(_ATTEMPT_APPROVE_SQL, values):
-            raise VerificationError(no_attempt_reason(challenge))
-        challenge.attempts += 1
-    elif not execute(_APPROVE_SQL, [Challenge.Status.APPROVED.value, now, challenge.pk, *OPEN_VALUES]):
-        raise VerificationError("This challenge has already been answered.")
-    record(
+    values = [Challenge.Status.APPROVED.value, now, challenge.pk, *OPEN_VALUES]
+    approve = (_ATTEMPT_APPROVE_SQL, [*values, now]) if taking_attempt else (_APPROVE_SQL, values)
+    approved = record_changes(
         EventType.VERIFICATION_CHALLENGE_APPROVED,
         verification,
+        changes=[approve],
         actor=actor,
         end_user=end_user,
         request=request,
         challenge=challenge.pk,
         method=challenge.method,
     )
+    if not approved:
+        raise VerificationError(
+            no_attempt_reason(challenge) if taking_attempt else "This challenge has already been answered."
+        )
+    if taking_attempt:
+        challenge.attempts += 1
     states = None
     if siblings is not None:
         challenge.status, challenge.answered_at = Challenge.Status.APPROVED, moment

@@ -27,7 +27,15 @@ from audit.events import EventType
 from validation import params
 from validation.models import Action, Challenge, PersonVerificationState, VerificationRequest
 from validation.policy import Requirement, requirement_evaluate, requirement_for
-from validation.services._common import CHALLENGES, OPEN_VALUES, REQUESTS, VerificationError, bump, record
+from validation.services._common import (
+    CHALLENGES,
+    OPEN_VALUES,
+    REQUESTS,
+    VerificationError,
+    bump,
+    record,
+    record_changes,
+)
 from validation.services.policies import policy_for
 
 TICKET_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9#._/:-]{0,63}$")
@@ -145,7 +153,8 @@ def reevaluate(
 ) -> bool:
     """After a challenge was approved: mark the request verified when the policy is met
     (True; the live view's version moves with it). Runs inside the caller's transaction
-    with the request row locked. ``states``: the challenges' as ``answer_states`` gives
+    with the person's state row and the request's row locked (``person_state_lock``, then
+    the request: every answer path takes them in that order). ``states``: the challenges' as ``answer_states`` gives
     them, when the caller has them; otherwise they are read."""
     if states is None:
         states = _challenge_states(verification)
@@ -157,21 +166,18 @@ def reevaluate(
     verification.verified_at = now
     verification.expires_at = now + params.RESULT_LIFETIME
     verified = [VerificationRequest.Status.VERIFIED.value, db_time(now), db_time(verification.expires_at)]
-    if connection.vendor == "postgresql":  # the failure counter's reset rides on the update
-        execute(_VERIFIED_RESET_SQL, [*verified, verification.pk])
-    else:
-        execute(_VERIFIED_SQL, [*verified, verification.pk])
-        execute(_FAILURES_RESET_SQL, [verification.person_id])
-    if any(status in OPEN_VALUES for _, status in states):  # most verifications leave none open
-        _close_open_challenges(verification, reason="Policy met")
-    record(
+    # The person's failure counter starts again; its row is locked already (person_state_lock).
+    record_changes(
         EventType.VERIFICATION_REQUEST_VERIFIED,
         verification,
+        changes=[(_FAILURES_RESET_SQL, [verification.person_id]), (_VERIFIED_SQL, [*verified, verification.pk])],
         actor=actor,
         end_user=end_user,
         request=request,
         methods=evaluation.counted,
     )
+    if any(status in OPEN_VALUES for _, status in states):  # most verifications leave none open
+        _close_open_challenges(verification, reason="Policy met")
     return True
 
 
@@ -194,13 +200,6 @@ _CLOSE_OPEN_SQL = (
 # Nothing to write when there were no failures (most verifications): no new row version.
 _FAILURES_RESET_SQL = (
     f"UPDATE {_STATES} SET consecutive_failures = 0 WHERE person_id = %s AND consecutive_failures <> 0"  # noqa: S608
-)
-# Both in one statement where the database has data-modifying WITH (PostgreSQL): the
-# counter's update reads the request's update, so it runs after it.
-_VERIFIED_RESET_SQL = (
-    f"WITH verified AS ({_VERIFIED_SQL} RETURNING person_id) UPDATE {_STATES} s"  # noqa: S608 - the models' tables
-    " SET consecutive_failures = 0 FROM verified"
-    " WHERE s.person_id = verified.person_id AND s.consecutive_failures <> 0"
 )
 _STATE_LOCK_SQL = f"SELECT s.id FROM {_STATES} s JOIN {REQUESTS} r ON r.person_id = s.person_id WHERE r.id = %s"  # noqa: S608
 
