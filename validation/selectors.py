@@ -165,7 +165,7 @@ class ActionRequirement:
 def person_lock_reason(person: Person) -> str | None:
     """Why verification is locked for the person, or None, for a page: uses the state row
     the person was loaded with (``select_related``), else reads it. The services read it
-    afresh (``validation.services.requests.person_lock_reason``)."""
+    afresh (``validation.services.requests.person_lock_reason_now``)."""
     state = getattr(person, "verification_state", None)
     if state is None or state.locked_at is None:
         return None

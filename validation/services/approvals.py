@@ -54,7 +54,7 @@ from validation.services.challenges import (
     status_callback_url,
 )
 from validation.services.limits import records_refusals, send_reserve
-from validation.services.requests import approved_methods, person_lock_reason, verification_requirement
+from validation.services.requests import approved_methods, person_lock_reason_now, verification_requirement
 
 MAX_CODES = 3  # identity codes per approval link
 
@@ -77,7 +77,7 @@ def _check_approval_allowed(verification: VerificationRequest, method: str) -> N
         raise VerificationError("The organisation's policy does not accept this method for this action.")
     if set(approved_methods(verification)) & set(APPROVAL_METHODS):
         raise VerificationError("An approval has already been given for this verification.")
-    lock = person_lock_reason(verification.person)
+    lock = person_lock_reason_now(verification.person)
     if lock:
         raise VerificationError(f"Verification is locked for this person: {lock}.")
     if method == Method.MANAGER_APPROVAL:

@@ -35,7 +35,7 @@ from validation.services._common import (
 from validation.services.limits import records_refusals, send_reserve
 from validation.services.requests import (
     approved_methods,
-    person_lock_reason,
+    person_lock_reason_now,
     verification_requirement,
 )
 
@@ -82,7 +82,7 @@ def challenge_method_check(
     reason = channel_for(method).unavailable_reason(verification.person)
     if reason:
         raise VerificationError(f"{Method(method).label} is unavailable: {reason}.")
-    lock = None if lock_checked else person_lock_reason(verification.person)
+    lock = None if lock_checked else person_lock_reason_now(verification.person)
     if lock:
         raise VerificationError(f"Verification is locked for this person: {lock}.")
 

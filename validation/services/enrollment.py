@@ -22,7 +22,7 @@ from validation.channels.totp import totp_match
 from validation.models import PersonAuthenticator, SendRecord
 from validation.services._common import VerificationError
 from validation.services.limits import records_refusals, send_reserve
-from validation.services.requests import person_lock_reason
+from validation.services.requests import person_lock_reason_now
 
 MAX_ENROLLMENT_ATTEMPTS = 5
 
@@ -96,7 +96,7 @@ def enrollment_dispatch(*, authenticator_id: int) -> None:
         ):
             return
         # The phone may have changed, or verification locked, since the link was queued.
-        unavailable = phone_unavailable_reason(authenticator.person) or person_lock_reason(authenticator.person)
+        unavailable = phone_unavailable_reason(authenticator.person) or person_lock_reason_now(authenticator.person)
         if unavailable:
             enrollment_send_failed(authenticator_id=authenticator_id, reason=f"Not sent: {unavailable}")
             return

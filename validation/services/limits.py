@@ -51,7 +51,7 @@ from audit.recorder import security_event_record
 from validation import crypto
 from validation.models import SendRecord
 from validation.services._common import VerificationError
-from validation.services.requests import person_lock_reason
+from validation.services.requests import person_lock_reason_now
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def send_reserve(
         raise RuntimeError("send_reserve must run inside the transaction that queues the message")
     now = timezone.now()
     context = {"organization": person.organization, "target": target, "person": person, "kind": kind}
-    lock = person_lock_reason(person) if lock_reason is READ_NOW else lock_reason
+    lock = person_lock_reason_now(person) if lock_reason is READ_NOW else lock_reason
     if lock:
         raise _refusal(
             f"No message sent: verification is locked for this person ({lock}). An org admin must lift the lock.",

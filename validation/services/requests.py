@@ -45,7 +45,7 @@ def _may_work_on(user: User, person: Person) -> bool:
     return user_works_on(user=user, organization=person.organization)
 
 
-def person_lock_reason(person: Person) -> str | None:
+def person_lock_reason_now(person: Person) -> str | None:
     """Why verification is locked for the person, or None; read now (never a cached row).
     Asked on every request start and send, so written out."""
     return _lock_reason(column_values(_LOCK_REASON_SQL, [person.pk]))
@@ -63,13 +63,13 @@ _LOCK_REASON_SQL = (
 
 def person_state_ensure(person: Person) -> str | None:
     """Make sure the person has a verification state row, which the answers to the request
-    lock first (``person_state_lock``), and return ``person_lock_reason``. On PostgreSQL one
+    lock first (``person_state_lock``), and return ``person_lock_reason_now``. On PostgreSQL one
     statement: the insert (nothing when the row exists) and the read of the row as it was
     before, since a row inserted now is not locked."""
     state = PersonVerificationState(person=person)
     if connection.vendor != "postgresql":
         PersonVerificationState.objects.bulk_create([state], ignore_conflicts=True)
-        return person_lock_reason(person)
+        return person_lock_reason_now(person)
     ensure = f"WITH ensured AS ({insert_into(PersonVerificationState)} ON CONFLICT (person_id) DO NOTHING) "
     return _lock_reason(column_values(ensure + _LOCK_REASON_SQL, [*insert_values(state), person.pk]))
 
