@@ -247,8 +247,13 @@ def challenge_dispatch(*, challenge_id: int) -> None:
 
 def _sent_record(challenge: Challenge, message_id: str) -> None:
     """Mark the challenge sent (if it is still queued) with its event, and bump the live view."""
-    values = [Challenge.Status.SENT.value, db_time(timezone.now()), message_id, challenge.pk]
-    values.append(Challenge.Status.QUEUED.value)
+    values = [
+        Challenge.Status.SENT.value,
+        db_time(timezone.now()),
+        message_id,
+        challenge.pk,
+        Challenge.Status.QUEUED.value,
+    ]
     event: dict[str, Any] = {"challenge": challenge.pk, "method": challenge.method}
     if connection.vendor == "postgresql":  # one statement, no transaction around it
         change = [(*_BUMPED, [challenge.request_id]), ("sent", _SENT_AFTER_BUMP_SQL, values)]

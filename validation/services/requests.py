@@ -154,8 +154,8 @@ def reevaluate(
     """After a challenge was approved: mark the request verified when the policy is met
     (True; the live view's version moves with it). Runs inside the caller's transaction
     with the person's state row and the request's row locked (``person_state_lock``, then
-    the request: every answer path takes them in that order). ``states``: the challenges' as ``answer_states`` gives
-    them, when the caller has them; otherwise they are read."""
+    the request: every answer path takes them in that order). ``states``: the challenges'
+    as ``answer_states`` gives them, when the caller has them; otherwise they are read."""
     if states is None:
         states = _challenge_states(verification)
     evaluation = requirement_evaluate(verification_requirement(verification), _approved(states))
